@@ -1,0 +1,1 @@
+"""parity: a parity conformance suite for ML-platform migrations (Kubernetes → SageMaker)."""

@@ -1,0 +1,1 @@
+"""Engines: execute a LaunchPlan and bring back the probe's snapshot."""

@@ -1,0 +1,91 @@
+"""Run the probe in one target: platform adapter → LaunchPlan → engine → snapshot.
+
+Adapters and engines are looked up by the names `parity.yaml` uses, so a target says
+`platform: sagemaker` / `engine: docker` and this module wires the two together.
+"""
+
+from __future__ import annotations
+
+import importlib
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from conformance.config import LoadedConfig, TargetConfig
+from conformance.errors import BadInput
+from conformance.plan import LaunchPlan
+
+# platform name -> "module:function" building a LaunchPlan from a target's spec
+PLATFORM_ADAPTERS = {
+    "kubernetes": "conformance.platforms.kubernetes:build_plan",
+    "sagemaker": "conformance.platforms.sagemaker:build_plan",
+}
+# engine name -> "module:class" executing a LaunchPlan
+ENGINES = {
+    "docker": "conformance.engines.docker:DockerEngine",
+}
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    """What the probe is asked to do in a target: its scope from parity.yaml plus the run's hash key.
+
+    The same `hash_key` is given to every target of one run, so equal secrets hash equal across sides.
+    """
+
+    scope: dict[str, Any]
+    hash_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    label: str = ""
+
+    def probe_config(self) -> dict[str, Any]:
+        """The JSON config file the probe reads (see probes/parity_probe.py --help)."""
+        return {**self.scope, "hash_key": self.hash_key.hex(), "label": self.label}
+
+
+@dataclass
+class RunOutcome:
+    snapshot: dict[str, Any]
+    exit_code: int
+    logs_tail: str = ""
+    failure_reason: str | None = None
+
+
+class Engine(Protocol):
+    def run(self, plan: LaunchPlan, probe: ProbeRequest, timeout: float) -> RunOutcome: ...
+
+
+def _load(ref: str) -> Any:
+    module_name, _, attribute = ref.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def build_plan(loaded: LoadedConfig, target_name: str) -> LaunchPlan:
+    target = _target(loaded, target_name)
+    adapter = _load(PLATFORM_ADAPTERS[target.platform])
+    return adapter(target_name, target, loaded)
+
+
+def engine_for(loaded: LoadedConfig, target: TargetConfig) -> Engine:
+    if target.engine not in ENGINES:
+        raise BadInput(
+            loaded.path,
+            "targets.*.engine",
+            f"engine {target.engine!r} is not available in this build (available: {', '.join(ENGINES)})",
+        )
+    return _load(ENGINES[target.engine])()
+
+
+def run_target(loaded: LoadedConfig, target_name: str, hash_key: bytes) -> RunOutcome:
+    """Run the probe in one target and return its (raw, unnormalized) snapshot."""
+    target = _target(loaded, target_name)
+    plan = build_plan(loaded, target_name)
+    request = ProbeRequest(scope=loaded.config.probe.model_dump(), hash_key=hash_key, label=target_name)
+    return engine_for(loaded, target).run(plan, request, target.timeout_seconds)
+
+
+def _target(loaded: LoadedConfig, name: str) -> TargetConfig:
+    try:
+        return loaded.config.targets[name]
+    except KeyError:
+        known = ", ".join(loaded.config.targets) or "none"
+        raise BadInput(loaded.path, f"targets.{name}", f"no such target (targets: {known})") from None
