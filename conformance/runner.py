@@ -44,8 +44,11 @@ class ProbeRequest:
 
 @dataclass
 class RunOutcome:
+    """What an engine brings back from one run. `snapshot` is the probe's output, unnormalized."""
+
     snapshot: dict[str, Any]
     exit_code: int
+    image_id: str | None = None
     logs_tail: str = ""
     failure_reason: str | None = None
 
@@ -76,11 +79,21 @@ def engine_for(loaded: LoadedConfig, target: TargetConfig) -> Engine:
 
 
 def run_target(loaded: LoadedConfig, target_name: str, hash_key: bytes) -> RunOutcome:
-    """Run the probe in one target and return its (raw, unnormalized) snapshot."""
+    """Run the probe in one target; the snapshot comes back unnormalized, with a `harness` section added."""
     target = _target(loaded, target_name)
     plan = build_plan(loaded, target_name)
     request = ProbeRequest(scope=loaded.config.probe.model_dump(), hash_key=hash_key, label=target_name)
-    return engine_for(loaded, target).run(plan, request, target.timeout_seconds)
+    outcome = engine_for(loaded, target).run(plan, request, target.timeout_seconds)
+    outcome.snapshot["harness"] = {
+        "target": target_name,
+        "platform": target.platform,
+        "engine": target.engine,
+        "image": target.image,
+        "image_id": outcome.image_id,
+        "exit_code": outcome.exit_code,
+        "metadata": dict(plan.metadata),
+    }
+    return outcome
 
 
 def _target(loaded: LoadedConfig, name: str) -> TargetConfig:
