@@ -158,9 +158,9 @@ def schema_command(which: str) -> None:
 
         document = config_json_schema()
     else:
-        from conformance.model import CheckResult
+        from conformance.reports.schema import report_json_schema
 
-        document = CheckResult.model_json_schema(by_alias=True)
+        document = report_json_schema()
     click.echo(json.dumps(document, indent=2, sort_keys=True))
 
 

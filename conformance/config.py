@@ -142,6 +142,9 @@ class ContractConfig(Strict):
     )
     equivalent: list[Equivalence] = Field(default_factory=list)
     sets: list[PathPattern] = Field(default_factory=list, description="lists compared as sets")
+    quantities: list[PathPattern] = Field(
+        default_factory=list, description="values compared as byte quantities: '64M' = '65536k' = 67108864"
+    )
     severity: SeverityRules = Field(default_factory=SeverityRules)
     normalize: list[NormalizeRule] = Field(default_factory=list)
 

@@ -86,6 +86,11 @@ class LaunchPlan(_Model):
     init_containers: list[Container] = Field(default_factory=list)
     sidecars: list[Container] = Field(default_factory=list)
     main: Container
+    probe_as: str | None = Field(
+        None,
+        description="a program the platform runs by name as main's command (SageMaker's `train`): the engine "
+        "keeps main.command and makes that name resolve to the probe instead of replacing the command",
+    )
     failure_message_path: str | None = Field(
         None, description="file whose first bytes become the failure reason after a non-zero exit"
     )

@@ -1,0 +1,142 @@
+"""Every Docker resource a run has made and not yet removed, and the one place that removes them.
+
+A run registers itself before it creates anything, and every container and volume it creates carries the
+label `org.parity.run=<run id>`. Removal lists by that label, so it also catches a resource whose create
+call was interrupted half-way. Runs may execute in worker threads (`parity check` runs targets
+concurrently) where KeyboardInterrupt never arrives, and a worker blocked on its container would keep
+the interpreter from exiting: the main thread's SIGINT/SIGTERM handlers (installed once, chaining to the
+previous handlers) and an atexit hook reap every live run of the process first, which also releases the
+workers — their containers are gone, so they return, see their run cancelled, and stop.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import signal
+import threading
+from pathlib import Path
+
+import docker
+from docker.errors import DockerException, NotFound
+
+LABEL_RUN = "org.parity.run"
+LABEL_TARGET = "org.parity.target"
+LABEL_ROLE = "org.parity.role"
+HOLDER_ROLE = "holder"
+
+
+def run_filter(run_id: str) -> dict[str, str]:
+    return {"label": f"{LABEL_RUN}={run_id}"}
+
+
+def remove_run_resources(client: docker.DockerClient, run_id: str) -> None:
+    """Force-remove every container, then every volume, labelled with `run_id`.
+
+    The holder goes last: the other containers share its namespaces. Raises DockerException when the
+    daemon cannot be asked; anything already gone is fine.
+    """
+    containers = client.api.containers(all=True, filters=run_filter(run_id))
+    containers.sort(key=lambda summary: (summary.get("Labels") or {}).get(LABEL_ROLE) == HOLDER_ROLE)
+    for summary in containers:
+        try:
+            client.api.remove_container(summary["Id"], force=True)
+        except NotFound:
+            pass
+    for volume in client.api.volumes(filters=run_filter(run_id)).get("Volumes") or []:
+        try:
+            client.api.remove_volume(volume["Name"], force=True)
+        except NotFound:
+            pass
+
+
+class LiveRuns:
+    """Thread-safe registry of the runs in progress in this process and their host temp directories."""
+
+    def __init__(self) -> None:
+        # Re-entrant: the signal handler may run on the main thread while it holds the lock.
+        self._lock = threading.RLock()
+        self._temp_dirs: dict[str, list[Path]] = {}
+        self._cancelled: set[str] = set()
+
+    def begin(self, run_id: str) -> None:
+        with self._lock:
+            self._temp_dirs[run_id] = []
+
+    def add_temp_dir(self, run_id: str, path: Path) -> None:
+        with self._lock:
+            self._temp_dirs.setdefault(run_id, []).append(path)
+
+    def end(self, run_id: str) -> None:
+        with self._lock:
+            self._temp_dirs.pop(run_id, None)
+            self._cancelled.discard(run_id)
+
+    def is_cancelled(self, run_id: str) -> bool:
+        with self._lock:
+            return run_id in self._cancelled
+
+    def live(self) -> list[str]:
+        with self._lock:
+            return list(self._temp_dirs)
+
+    def reap(self) -> None:
+        """Remove everything every live run has made; those runs are marked cancelled."""
+        with self._lock:
+            runs = {run_id: list(dirs) for run_id, dirs in self._temp_dirs.items()}
+            self._cancelled.update(runs)
+        if not runs:
+            return
+        try:
+            # A client of its own: the interrupted thread may be in the middle of a request on its client.
+            client = docker.from_env(timeout=60)
+        except DockerException:
+            client = None
+        for run_id, dirs in runs.items():
+            if client is not None:
+                try:
+                    remove_run_resources(client, run_id)
+                except DockerException:
+                    pass  # the daemon is gone, and its containers with it
+            for path in dirs:
+                shutil.rmtree(path, ignore_errors=True)
+        if client is not None:
+            client.close()
+
+
+LIVE_RUNS = LiveRuns()
+_install_lock = threading.Lock()
+_installed = False
+
+
+def install_interrupt_handlers() -> None:
+    """Reap live runs on SIGINT, SIGTERM and interpreter exit, then do what the previous handler did.
+
+    Only the main thread can install signal handlers; a call from another thread does nothing (the
+    engine also calls this when it is constructed, which the runner does on the main thread).
+    """
+    global _installed
+    if threading.current_thread() is not threading.main_thread():
+        return
+    with _install_lock:
+        if _installed:
+            return
+        _installed = True
+    atexit.register(LIVE_RUNS.reap)
+    _chain(signal.SIGINT, KeyboardInterrupt)
+    _chain(signal.SIGTERM, lambda: SystemExit(128 + signal.SIGTERM))
+
+
+def _chain(signum: signal.Signals, default_exception) -> None:
+    previous = signal.getsignal(signum)
+    if previous in (signal.SIG_IGN, None):
+        return
+
+    def handler(number, frame):
+        LIVE_RUNS.reap()
+        if callable(previous):
+            previous(number, frame)
+        else:
+            raise default_exception()
+
+    signal.signal(signum, handler)
