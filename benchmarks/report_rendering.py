@@ -26,7 +26,10 @@ KINDS = ("missing", "extra", "changed", "type_changed")
 
 def synthetic_result(size: int) -> CheckResult:
     comparisons = []
-    sides = (("k8s~sagemaker", "pair", "k8s", "sagemaker"), ("baseline:sagemaker", "baseline", "baseline.json", "sagemaker"))
+    sides = (
+        ("k8s~sagemaker", "pair", "k8s", "sagemaker"),
+        ("baseline:sagemaker", "baseline", "baseline.json", "sagemaker"),
+    )
     for name, kind, left, right in sides:
         divergences = []
         for index in range(size // 2):
@@ -47,7 +50,9 @@ def synthetic_result(size: int) -> CheckResult:
                     hint="a known parity bug class, with its likely cause and fix" if index % 2 else None,
                 )
             )
-        comparisons.append(ComparisonResult(name=name, kind=kind, left=left, right=right, divergences=divergences))
+        comparisons.append(
+            ComparisonResult(name=name, kind=kind, left=left, right=right, divergences=divergences)
+        )
     return CheckResult(generated_at=dt.datetime.now(dt.timezone.utc), comparisons=comparisons)
 
 
@@ -70,7 +75,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,50000", help="comma-separated divergence counts")
     sizes = [int(size) for size in parser.parse_args().sizes.split(",")]
     baseline: dict[str, float] = {}
-    print(f"{'format':<9} {'divergences':>11} {'time s':>8} {'peak MiB':>9} {'output chars':>13} {'time ratio':>11}")
+    print(
+        f"{'format':<9} {'divergences':>11} {'time s':>8} {'peak MiB':>9} {'output chars':>13} {'time ratio':>11}"
+    )
     for size in sizes:
         result = synthetic_result(size)
         for fmt in reports.FORMATS:

@@ -217,16 +217,45 @@ class LoadedConfig(BaseModel):
         return self.resolve(self.config.baselines_dir) / self.config.suite
 
 
+_FIELD_FIRST = re.compile(r"^([A-Za-z0-9_.\[\]-]+): (.+)$", re.DOTALL)
+
+
 def describe_validation_error(exc: ValidationError) -> tuple[str, str]:
-    """The first pydantic error as (dotted field, problem) for a one-line message."""
+    """The first pydantic error as (dotted field, problem) for a one-line message.
+
+    A model-level validator names the field itself by starting its message with `field.path: `; a bad
+    mapping key is reported at the key (`contract.severity.categories.envv`), not at pydantic's `[key]`.
+    """
     first = exc.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    location = [str(part) for part in first["loc"]]
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         message = "unknown field"
     elif first["type"] == "literal_error":
         message = f"{message} (got {first.get('input')!r})"
-    return field, message
+    elif first["type"] == "missing":
+        message = "required field is missing"
+    elif first["type"] == "value_error":
+        message = str(first.get("ctx", {}).get("error", message))
+    if location and location[-1] == "[key]":
+        location.pop()
+        message = f"not an allowed key: {message}"
+    field_first = _FIELD_FIRST.match(message)
+    if field_first:
+        location.append(field_first.group(1))
+        message = field_first.group(2)
+    return ".".join(location) or "(top level)", message
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """Safe YAML, except that dates stay text: pydantic parses them per field (so a bad date names its
+    field), and specs handed to platforms keep what the user wrote (a SageMaker value must be a string)."""
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def load_yaml_file(path: Path) -> Any:
@@ -237,7 +266,7 @@ def load_yaml_file(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(path, None, f"cannot read: {exc}") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None

@@ -6,8 +6,8 @@ it must name every divergence by a snapshot path (docs/SNAPSHOT.md). It is also 
 10k–200k leaves (benchmarks/diff_scaling.py prints both). Equal subtrees are recognized without a
 Python-level walk: `==` first, then their canonical JSON, because `==` alone says `1 == 1.0 == True`.
 
-Kinds: `missing` — on the left only; `extra` — on the right only; `changed` — both present, values differ
-(including a null on one side); `type_changed` — both present and non-null, JSON types differ
+Kinds: `missing` — on the left only; `extra` — on the right only (a filesystem entry `{"type": "missing"}`
+counts as absent); `changed` — both present, values differ (including a null on one side); `type_changed` — both present and non-null, JSON types differ
 (`0.1` vs `"0.1"`, `1` vs `1.0`, a mapping vs a list). Ordered lists are aligned (difflib) so an inserted
 item is one divergence, not a cascade of shifted indices; `sets` lists compare unique elements.
 
@@ -25,14 +25,14 @@ import difflib
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from conformance.contract import Contract, Equivalence, PathRule, Platform, platform_of, service_link_rules
 from conformance.hints import HintContext, hint_for
 from conformance.model import Divergence, DivergenceKind
 from conformance.normalize import MASKED_KEY_ID, canonical, is_secret, json_type, parse_quantity
-from conformance.paths import Segment, ancestor_paths, category_of, child_path
+from conformance.paths import GlobIndex, Segment, ancestor_paths, category_of, child_path, section_of
 
 _MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<missing>"})()
 NEVER_COMPARED = ("harness", "probe.hash")
@@ -67,13 +67,36 @@ class _Finding:
 
 @dataclass(frozen=True)
 class _Scope:
-    """The contract rules in force for one subtree: those already matched above it, and those that may match below."""
+    """The contract in force for one subtree: rules that may still match in it, effects of those matched above."""
 
-    pending: tuple[PathRule, ...]
+    rules: GlobIndex[PathRule]
     platform_only: tuple[PathRule, ...] = ()
     as_set: bool = False
     as_quantity: bool = False
     severity: PathRule | None = None
+
+    def matched(self, path: str) -> list[PathRule]:
+        return self.rules.matching((path,)) if self.rules else []
+
+    def with_effects(self, matched: list[PathRule]) -> _Scope:
+        """This scope plus the effects of `matched` rules, which hold for the whole subtree."""
+        if not matched:
+            return self
+        severity = self.severity
+        for rule in matched:
+            if rule.kind == "severity" and (severity is None or rule.order > severity.order):
+                severity = rule
+        return replace(
+            self,
+            platform_only=self.platform_only + tuple(r for r in matched if r.kind == "platform_only"),
+            as_set=self.as_set or any(rule.kind == "sets" for rule in matched),
+            as_quantity=self.as_quantity or any(rule.kind == "quantities" for rule in matched),
+            severity=severity,
+        )
+
+    def below(self, path: str) -> _Scope:
+        """The scope for the children of `path`: only the rules that can still match under it."""
+        return replace(self, rules=self.rules.within(path)) if self.rules else self
 
 
 @dataclass
@@ -98,7 +121,7 @@ class _Walk:
             for side in (self.left, self.right):
                 if side.platform.name == "kubernetes":
                     rules += service_link_rules(side.snapshot, len(rules))
-        scope = _Scope(pending=tuple(rules))
+        scope = _Scope(rules=GlobIndex((rule.glob, rule) for rule in rules))
         self.suppressed.update(NEVER_COMPARED)
         if not self.baseline:
             for equivalence in self.contract.equivalences:
@@ -117,9 +140,10 @@ class _Walk:
         # Report under the path that exists (the left one when both do), with the rules of its ancestors.
         path = equivalence.left_path if left is not _MISSING or right is _MISSING else equivalence.right_path
         for ancestor in ancestor_paths(path)[:-1]:
-            scope, matched = _enter(scope, ancestor)
+            matched = scope.matched(ancestor)
             if any(rule.kind == "ignore" for rule in matched):
                 return
+            scope = scope.with_effects(matched).below(ancestor)
         self.equivalence = equivalence
         self._node(path, left, right, scope, identity=path)
         self.equivalence = None
@@ -130,12 +154,12 @@ class _Walk:
         """Compare two values known to differ (either may be _MISSING) at `path`."""
         if path in self.suppressed and self.equivalence is None:
             return
-        scope, matched = _enter(scope, path)
+        matched = scope.matched(path)
         for rule in matched:
             if rule.kind == "ignore":
                 return
-        left_there = left is not _MISSING and left is not None
-        right_there = right is not _MISSING and right is not None
+        scope = scope.with_effects(matched)
+        left_there, right_there = _exists(left), _exists(right)
         for rule in matched:
             if rule.kind == "present":
                 if left_there != right_there:
@@ -156,15 +180,16 @@ class _Walk:
                 kind = "missing" if left_there else "extra"
                 self._record(path, kind, left, right, scope, identity, rule=unknown[0].label, hint=hint)
                 return
-        if left is _MISSING or right is _MISSING:
-            self._record(path, "missing" if right is _MISSING else "extra", left, right, scope, identity)
+        if left is _MISSING or right is _MISSING or _is_missing_file(left) != _is_missing_file(right):
+            kind = "extra" if left is _MISSING or _is_missing_file(left) else "missing"
+            self._record(path, kind, left, right, scope, identity)
         elif isinstance(left, dict) and isinstance(right, dict):
-            self._mapping(path, left, right, scope)
+            self._mapping(path, left, right, scope.below(path))
         elif isinstance(left, list) and isinstance(right, list):
             if scope.as_set:
                 self._set(path, left, right, scope)
             else:
-                self._sequence(path, left, right, scope)
+                self._sequence(path, left, right, scope.below(path))
         else:
             self._scalar(path, left, right, scope, identity)
 
@@ -255,33 +280,14 @@ class _Walk:
         )
 
 
-def _enter(scope: _Scope, path: str) -> tuple[_Scope, list[PathRule]]:
-    """The rules matching at `path` and the scope for its subtree."""
-    matched: list[PathRule] = []
-    pending: list[PathRule] = []
-    for rule in scope.pending:
-        if rule.glob.regex.fullmatch(path):
-            matched.append(rule)
-        elif rule.glob.may_match_within(path):
-            pending.append(rule)
-    if not matched:
-        if len(pending) == len(scope.pending):
-            return scope, matched
-        return _Scope(tuple(pending), scope.platform_only, scope.as_set, scope.as_quantity, scope.severity), matched
-    severity = scope.severity
-    for rule in matched:
-        if rule.kind == "severity" and (severity is None or rule.order > severity.order):
-            severity = rule
-    return (
-        _Scope(
-            pending=tuple(pending),
-            platform_only=scope.platform_only + tuple(rule for rule in matched if rule.kind == "platform_only"),
-            as_set=scope.as_set or any(rule.kind == "sets" for rule in matched),
-            as_quantity=scope.as_quantity or any(rule.kind == "quantities" for rule in matched),
-            severity=severity,
-        ),
-        matched,
-    )
+def _is_missing_file(value: Any) -> bool:
+    """A declared filesystem path the probe found absent: `{"type": "missing"}` (docs/SNAPSHOT.md, filesystem)."""
+    return isinstance(value, dict) and value.get("type") == "missing"
+
+
+def _exists(value: Any) -> bool:
+    """Whether a value counts as there for `present`, `platform_only` and missing/extra: not absent, not null."""
+    return value is not _MISSING and value is not None and not _is_missing_file(value)
 
 
 def _same(left: Any, right: Any) -> bool:
@@ -309,12 +315,7 @@ def _lookup(tree: Any, segments: Sequence[Segment]) -> Any:
 
 
 def _category(path: str) -> str:
-    end = len(path)
-    for index, char in enumerate(path):
-        if char in ".[":
-            end = index
-            break
-    return category_of(path[:end])
+    return category_of(section_of(path))
 
 
 def _hash_info(snapshot: dict[str, Any]) -> dict[str, Any]:
@@ -380,13 +381,12 @@ def diff_snapshots(left: Side, right: Side, contract: Contract, *, comparison: s
     if key_finding:
         findings.append(key_finding)
     findings.sort(key=lambda found: (found.path, found.kind, found.identity))
-    context = HintContext.build(
-        findings,
+    context = HintContext(
         left_label=left.label,
         right_label=right.label,
         left_platform=left.platform.name,
         right_platform=right.platform.name,
-    )
+    ).with_counts(findings)
     return [
         Divergence(
             id=divergence_id(found.category, found.identity, found.kind),

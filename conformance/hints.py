@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from conformance.paths import compile_glob, parse_path
+from conformance.normalize import is_secret
+from conformance.paths import Glob, GlobIndex, ancestor_paths, compile_glob, parse_path
 
 # Above this many environment variables missing on one side, the cause is a bulk one (the Environment cap).
 BULK_MISSING_ENV = 10
@@ -38,13 +39,13 @@ class HintContext:
     missing_env_left: int = 0
     missing_env_right: int = 0
 
-    @classmethod
-    def build(cls, findings: Sequence[Finding], **sides: Any) -> HintContext:
-        env_missing = [f for f in findings if f.path.startswith("env.vars.") or f.path.startswith("env.vars[")]
-        return cls(
-            **sides,
-            missing_env_left=sum(1 for f in env_missing if f.kind == "extra"),
-            missing_env_right=sum(1 for f in env_missing if f.kind == "missing"),
+    def with_counts(self, findings: Sequence[Finding]) -> HintContext:
+        """This context, knowing how many environment variables each side lacks in `findings`."""
+        env = [f for f in findings if f.path.startswith(("env.vars.", "env.vars["))]
+        return replace(
+            self,
+            missing_env_left=sum(1 for f in env if f.kind == "extra"),
+            missing_env_right=sum(1 for f in env if f.kind == "missing"),
         )
 
     def absent_side(self, finding: Finding) -> str:
@@ -68,6 +69,10 @@ def _last_key(path: str) -> str:
 
 
 def _sides(finding: Finding, ctx: HintContext) -> str:
+    if finding.kind == "missing":
+        return f"{show(finding.left)} on {ctx.left_label} only"
+    if finding.kind == "extra":
+        return f"{show(finding.right)} on {ctx.right_label} only"
     return f"{show(finding.left)} on {ctx.left_label}, {show(finding.right)} on {ctx.right_label}"
 
 
@@ -99,20 +104,32 @@ def _hyperparameters(f: Finding, ctx: HintContext) -> str | None:
     return None
 
 
+_AGENTS = (
+    "On Kubernetes the agent is a node DaemonSet (DD_AGENT_HOST from status.hostIP) or a sidecar on "
+    "localhost:8125 (K8s §6); a SageMaker job has neither."
+)
+
+
 def _metrics(f: Finding, ctx: HintContext) -> str | None:
-    where = (
-        "on Kubernetes the agent is a node DaemonSet (DD_AGENT_HOST from status.hostIP) or a sidecar on "
-        "localhost:8125 (K8s §6); a SageMaker job has neither"
-    )
     if "delivered" in f.path or "test_metric" in f.path:
         return (
             f"The test metric's delivery differs ({_sides(f, ctx)}): datagrams sent where user code's StatsD "
-            f"client sends them do not arrive; {where}. Point STATSD_HOST/DD_AGENT_HOST at a reachable "
+            f"client sends them do not arrive. {_AGENTS} Point STATSD_HOST/DD_AGENT_HOST at a reachable "
             "gateway in the entrypoint, or run a local forwarder on localhost:8125."
         )
     return (
-        f"StatsD/DogStatsD not rerouted: {_sides(f, ctx)}. {where.capitalize()}, so the entrypoint must "
-        "set the same host/port variables user code reads and make that address reach a metrics gateway."
+        f"StatsD/DogStatsD not rerouted: {_sides(f, ctx)}. {_AGENTS} The entrypoint must set the same "
+        "host/port variables user code reads and make that address reach a metrics gateway."
+    )
+
+
+def _secret_value(f: Finding, ctx: HintContext) -> str | None:
+    if not (is_secret(f.left) and is_secret(f.right)):
+        return None
+    return (
+        f"The secret at {f.path} has a different value on {ctx.left_label} and {ctx.right_label} (keyed "
+        "hashes under one run key; the values never leave the containers): the entrypoint fetched another "
+        "secret or version than the pod gets, or rendered it differently (newline, encoding)."
     )
 
 
@@ -124,11 +141,6 @@ def _credential_files(f: Finding, ctx: HintContext) -> str | None:
             "defaultMode 0644, and with fsGroup group fsGroup plus 0440/0640 (K8s §2 fsGroup, Service account "
             "token); the entrypoint must chmod/chown the file it materializes the same way before dropping "
             "privileges."
-        )
-    if attribute == "hmac":
-        return (
-            f"The secret's content differs ({_sides(f, ctx)} — keyed hashes, never the value): the "
-            "entrypoint fetched another secret or version than the pod mounts."
         )
     if f.kind in ("missing", "extra"):
         return (
@@ -182,7 +194,7 @@ def _env_missing(f: Finding, ctx: HintContext) -> str | None:
 
 def _identity(f: Finding, ctx: HintContext) -> str | None:
     return (
-        f"User identity differs ({_path_tail(f.path)}: {_sides(f, ctx)}). SageMaker has no runAsUser, "
+        f"User identity differs ({f.path}: {_sides(f, ctx)}). SageMaker has no runAsUser, "
         "runAsGroup or fsGroup: the image's USER applies and /opt/ml is root:root 0755 (SM §1 Working "
         "directory and user); with an arbitrary uid Kubernetes gives HOME=/ (K8s §3). Drop to the pod's "
         "uid/gid/groups in the entrypoint (setpriv --reuid --regid --groups, or runuser) and set HOME the "
@@ -192,7 +204,7 @@ def _identity(f: Finding, ctx: HintContext) -> str | None:
 
 def _security(f: Finding, ctx: HintContext) -> str | None:
     return (
-        f"Process security settings differ ({_path_tail(f.path)}: {_sides(f, ctx)}). Kubernetes defaults "
+        f"Process security settings differ ({f.path}: {_sides(f, ctx)}). Kubernetes defaults "
         "to containerd's capability set, seccomp Unconfined and NoNewPrivs only with "
         "allowPrivilegeEscalation: false (K8s §3); code that needs a capability or a syscall fails on one side."
     )
@@ -208,7 +220,7 @@ def _shm(f: Finding, ctx: HintContext) -> str | None:
 
 def _locale(f: Finding, ctx: HintContext) -> str | None:
     return (
-        f"Locale or time zone differs ({_path_tail(f.path)}: {_sides(f, ctx)}): text decoding, sorting and "
+        f"Locale or time zone differs ({f.path}: {_sides(f, ctx)}): text decoding, sorting and "
         "local times change with it. Set LANG/LC_ALL/TZ in the image (ENV) rather than in the pod spec, so "
         "every platform sees the same."
     )
@@ -259,7 +271,7 @@ def _spark(f: Finding, ctx: HintContext) -> str | None:
 
 def _hostname(f: Finding, ctx: HintContext) -> str | None:
     return (
-        f"Host naming differs ({_path_tail(f.path)}: {_sides(f, ctx)}). Kubernetes names the host after the "
+        f"Host naming differs ({f.path}: {_sides(f, ctx)}). Kubernetes names the host after the "
         "pod (K8s §1 HOSTNAME, §2 /etc/hosts); SageMaker uses the EC2 name ip-…ec2.internal and keeps the "
         "logical name algo-N only in /opt/ml/input/config/resourceconfig.json (SM §1 Hostname). Code that "
         "derives its rank, peers or identity from the hostname must read it from configuration instead."
@@ -268,7 +280,7 @@ def _hostname(f: Finding, ctx: HintContext) -> str | None:
 
 def _packages(f: Finding, ctx: HintContext) -> str | None:
     return (
-        f"The Python runtime differs ({_path_tail(f.path)}: {_sides(f, ctx)}): the two targets do not run "
+        f"The Python runtime differs ({f.path}: {_sides(f, ctx)}): the two targets do not run "
         "the same image (or the entrypoint installs packages). Build both from one image digest."
     )
 
@@ -280,39 +292,34 @@ def _probe_errors(f: Finding, ctx: HintContext) -> str | None:
     )
 
 
-def _path_tail(path: str) -> str:
-    return ".".join(str(segment) for segment in parse_path(path)[-2:])
-
-
 @dataclass(frozen=True)
 class BugClass:
     name: str
-    paths: tuple[str, ...]
+    globs: tuple[Glob, ...]
     explain: Callable[[Finding, HintContext], str | None]
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_globs", tuple(compile_glob(pattern) for pattern in self.paths))
-
-    def applies_to(self, path: str) -> bool:
-        return any(glob.matches_path_or_ancestor(path) for glob in self._globs)  # type: ignore[attr-defined]
+    @classmethod
+    def on(cls, name: str, paths: Sequence[str], explain: Callable[[Finding, HintContext], str | None]) -> BugClass:
+        return cls(name, tuple(compile_glob(pattern) for pattern in paths), explain)
 
 
 KNOWLEDGE_BASE: tuple[BugClass, ...] = (
-    BugClass("hyperparameters-as-strings", ("hyperparameters", "env.vars.SM_HP_*", "env.vars.SM_HPS"), _hyperparameters),
-    BugClass(
+    BugClass.on("secret-value", ("*",), _secret_value),
+    BugClass.on("hyperparameters-as-strings", ("hyperparameters", "env.vars.SM_HP_*", "env.vars.SM_HPS"), _hyperparameters),
+    BugClass.on(
         "statsd-not-rerouted",
         ("metrics", "env.vars.STATSD_*", "env.vars.DD_AGENT_HOST", "env.vars.DD_DOGSTATSD_*"),
         _metrics,
     ),
-    BugClass(
+    BugClass.on(
         "credential-file-mode",
         ("credentials.secret_files", "filesystem.paths['*secret*']", "filesystem.paths['*credential*']"),
         _credential_files,
     ),
-    BugClass("aws-credentials", ("credentials.aws", "env.vars.AWS_REGION", "env.vars.AWS_DEFAULT_REGION"), _aws_credentials),
-    BugClass("path-order", tuple(f"env.vars.{name}" for name in _PATH_LISTS) + ("runtime.python.sys_path",), _search_path),
-    BugClass("locale-tz", ("runtime.locale", "runtime.tz", "env.vars.LANG", "env.vars.LC_*", "env.vars.TZ"), _locale),
-    BugClass(
+    BugClass.on("aws-credentials", ("credentials.aws", "env.vars.AWS_REGION", "env.vars.AWS_DEFAULT_REGION"), _aws_credentials),
+    BugClass.on("path-order", tuple(f"env.vars.{name}" for name in _PATH_LISTS) + ("runtime.python.sys_path",), _search_path),
+    BugClass.on("locale-tz", ("runtime.locale", "runtime.tz", "env.vars.LANG", "env.vars.LC_*", "env.vars.TZ"), _locale),
+    BugClass.on(
         "uid-home",
         (
             "identity.uid", "identity.gid", "identity.euid", "identity.egid", "identity.groups",
@@ -321,25 +328,29 @@ KNOWLEDGE_BASE: tuple[BugClass, ...] = (
         ),
         _identity,
     ),
-    BugClass("capabilities", ("identity.capabilities", "identity.seccomp", "identity.no_new_privs"), _security),
-    BugClass("dev-shm", ("resources.shm", "filesystem.mounts['/dev/shm']", "filesystem.paths['/dev/shm']"), _shm),
-    BugClass("spark-conf", ("spark",), _spark),
-    BugClass(
+    BugClass.on("capabilities", ("identity.capabilities", "identity.seccomp", "identity.no_new_privs"), _security),
+    BugClass.on("dev-shm", ("resources.shm", "filesystem.mounts['/dev/shm']", "filesystem.paths['/dev/shm']"), _shm),
+    BugClass.on("spark-conf", ("spark",), _spark),
+    BugClass.on(
         "hostname",
         ("network.hostname", "network.fqdn", "network.etc_hostname", "network.hosts", "env.vars.HOSTNAME"),
         _hostname,
     ),
-    BugClass("runtime", ("runtime.python", "runtime.os"), _packages),
-    BugClass("probe-errors", ("errors",), _probe_errors),
-    BugClass("env-missing", ("env.vars",), _env_missing),
+    BugClass.on("runtime", ("runtime.python", "runtime.os"), _packages),
+    BugClass.on("probe-errors", ("errors",), _probe_errors),
+    BugClass.on("env-missing", ("env.vars",), _env_missing),
+)
+
+
+_INDEX: GlobIndex[BugClass] = GlobIndex(
+    (glob, bug_class) for bug_class in KNOWLEDGE_BASE for glob in bug_class.globs
 )
 
 
 def hint_for(finding: Finding, context: HintContext) -> str | None:
     """The likely cause and fix of one divergence, or None when no known bug class explains it."""
-    for bug_class in KNOWLEDGE_BASE:
-        if bug_class.applies_to(finding.path):
-            hint = bug_class.explain(finding, context)
-            if hint:
-                return hint
+    for bug_class in dict.fromkeys(_INDEX.matching(ancestor_paths(finding.path))):
+        hint = bug_class.explain(finding, context)
+        if hint:
+            return hint
     return None

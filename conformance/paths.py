@@ -13,8 +13,11 @@ covers the whole tree under /opt/ml.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 Segment = str | int
 
@@ -74,14 +77,44 @@ def format_path(segments: Iterable[Segment]) -> str:
     return path
 
 
+# One segment of a well-formed path: .key (or key at the start), [N], or ['quoted key'].
+_SEGMENT = re.compile(r"(?:(?<=^)|\.)([A-Za-z_][A-Za-z0-9_-]*)|\[([0-9]+)\]|\['((?:[^'\\]|\\['\\])*)'\]")
+_UNESCAPE = re.compile(r"\\(['\\])")
+
+
+def _path_tokens(text: str) -> list[tuple[Segment, int]]:
+    """(segment, end offset) of each segment; the fast path for well-formed paths, the careful one otherwise."""
+    tokens: list[tuple[Segment, int]] = []
+    position = 0
+    while position < len(text):
+        match = _SEGMENT.match(text, position)
+        if not match or (match.start() == 0 and text.startswith(".")):
+            return list(_tokens(text, allow_wildcards=False))  # raises PathSyntaxError saying where
+        key, index, quoted = match.groups()
+        segment: Segment = key if key is not None else int(index) if index is not None else _UNESCAPE.sub(r"\1", quoted)
+        position = match.end()
+        tokens.append((segment, position))
+    if not tokens:
+        raise PathSyntaxError("empty path")
+    return tokens
+
+
 def parse_path(text: str) -> tuple[Segment, ...]:
     """The segments of a path; the inverse of `format_path`. Raises PathSyntaxError."""
-    return tuple(segment for segment, _ in _tokens(text, allow_wildcards=False))
+    return tuple(segment for segment, _ in _path_tokens(text))
 
 
 def ancestor_paths(path: str) -> list[str]:
     """`path` and every ancestor of it, shortest first: `a.b[0]` → [`a`, `a.b`, `a.b[0]`]."""
-    return [path[:end] for _, end in _tokens(path, allow_wildcards=False)]
+    return [path[:end] for _, end in _path_tokens(path)]
+
+
+def section_of(path: str) -> str:
+    """The first segment of a path, as written: `env` for `env.vars.HOME`."""
+    for index, char in enumerate(path):
+        if char in ".[":
+            return path[:index]
+    return path
 
 
 def category_of(section: str) -> str:
@@ -173,10 +206,11 @@ class Glob:
     def matches(self, path: str) -> bool:
         return self.regex.fullmatch(path) is not None
 
-    def matches_path_or_ancestor(self, path: str) -> bool:
+    def matches_path_or_ancestor(self, path: str, ancestors: Sequence[str] | None = None) -> bool:
+        """Whether the glob matches `path` or an ancestor (pass `ancestor_paths(path)` when already known)."""
         if not self.may_match_within(path):
             return False
-        return any(self.regex.fullmatch(candidate) for candidate in ancestor_paths(path))
+        return any(self.regex.fullmatch(candidate) for candidate in ancestors or ancestor_paths(path))
 
     def may_match_within(self, path: str) -> bool:
         """False when no path in the subtree at `path` (or its ancestors) can match: a cheap prefix test."""
@@ -192,3 +226,49 @@ def compile_glob(pattern: str) -> Glob:
     regex = "".join(".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern)
     wildcard_at = min((i for i, char in enumerate(pattern) if char in "*?"), default=len(pattern))
     return Glob(pattern=pattern, regex=re.compile(regex, re.DOTALL), prefix=pattern[:wildcard_at])
+
+
+class GlobIndex(Generic[T]):
+    """Values keyed by globs, answering "which globs match this path" without testing every glob.
+
+    Exact globs (no wildcard) are a dictionary lookup; the others are tested only when their literal prefix
+    is compatible with the path. Matches come back in the order the entries were given.
+    """
+
+    __slots__ = ("_exact", "_wildcards")
+
+    def __init__(self, entries: Iterable[tuple[Glob, T]] = ()) -> None:
+        self._exact: dict[str, list[tuple[int, T]]] = {}
+        self._wildcards: list[tuple[int, Glob, T]] = []
+        for position, (glob, value) in enumerate(entries):
+            if glob.is_exact:
+                self._exact.setdefault(glob.pattern, []).append((position, value))
+            else:
+                self._wildcards.append((position, glob, value))
+
+    def __bool__(self) -> bool:
+        return bool(self._exact or self._wildcards)
+
+    def matching(self, paths: Sequence[str]) -> list[T]:
+        """The values whose glob matches any of `paths` (a path and its ancestors: all share a prefix)."""
+        found: list[tuple[int, T]] = []
+        for path in paths:
+            found += self._exact.get(path, ())
+        if self._wildcards:
+            longest = paths[-1]
+            for position, glob, value in self._wildcards:
+                prefix = glob.prefix
+                if longest.startswith(prefix) and any(glob.regex.fullmatch(path) for path in paths):
+                    found.append((position, value))
+        if len(paths) > 1 or self._wildcards:
+            found.sort(key=lambda entry: entry[0])
+        return [value for _, value in found]
+
+    def within(self, path: str) -> GlobIndex[T]:
+        """The entries that may match `path` or a path below it."""
+        narrowed: GlobIndex[T] = GlobIndex()
+        narrowed._exact = {key: values for key, values in self._exact.items() if key.startswith(path)}
+        narrowed._wildcards = [
+            entry for entry in self._wildcards if entry[1].prefix.startswith(path) or path.startswith(entry[1].prefix)
+        ]
+        return narrowed

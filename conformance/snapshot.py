@@ -43,7 +43,9 @@ def _validator() -> Draft202012Validator:
 def validate_snapshot(data: Any, source: str) -> dict[str, Any]:
     """`data` if it is a valid snapshot, else BadInput naming `source` and the first offending path."""
     if not isinstance(data, dict):
-        raise BadInput(source, None, f"not a parity snapshot (expected a JSON object, got {type(data).__name__})")
+        raise BadInput(
+            source, None, f"not a parity snapshot (expected a JSON object, got {type(data).__name__})"
+        )
     version = data.get("schema")
     if version is None:
         raise BadInput(source, "schema", f"missing: not a parity snapshot (this parity reads {SCHEMA})")
@@ -69,7 +71,8 @@ def extract_snapshot(output: str | bytes, source: str) -> dict[str, Any]:
     if begin < 0:
         raise InfrastructureError(
             f"no snapshot in the output of {source}: the probe did not run or died before printing",
-            "check that the image's ENTRYPOINT ends by exec-ing its arguments and that python3 is on its PATH "
+            "check that the image's ENTRYPOINT ends by exec-ing its arguments and that python3 is on its "
+            "PATH "
             "(the last output lines follow)",
             tail,
         )
@@ -79,7 +82,8 @@ def extract_snapshot(output: str | bytes, source: str) -> dict[str, Any]:
         raise InfrastructureError(
             f"the snapshot in the output of {source} is cut off (no end marker): the probe was killed or "
             "timed out while printing",
-            "raise the target's timeout_seconds, or look for an out-of-memory kill (the last output lines follow)",
+            "raise the target's timeout_seconds, or look for an out-of-memory kill "
+            "(the last output lines follow)",
             tail,
         )
     try:

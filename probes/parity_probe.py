@@ -15,20 +15,21 @@ The snapshot format (parity.snapshot/v1) and the config keys are described in do
 import sys
 
 sys.dont_write_bytecode = True  # the probe writes nothing but its --out file, not even .pyc files
+# (every import below comes after this switch on purpose)
 
-import base64  # noqa: E402  (imports after the bytecode switch on purpose)
-import errno  # noqa: E402
-import hashlib  # noqa: E402
-import hmac  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-import socket  # noqa: E402
-import stat  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from collections import deque  # noqa: E402
+import base64
+import errno
+import hashlib
+import hmac
+import json
+import math
+import os
+import re
+import socket
+import stat
+import threading
+import time
+from collections import deque
 
 PROBE_VERSION = "1.0.0"
 SCHEMA = "parity.snapshot/v1"
@@ -53,32 +54,39 @@ CONFIG_DEFAULTS = {
     "exclude_env": [],
 }
 
+# Word lists below are wrapped by hand.
+# fmt: off
 DEFAULT_FILESYSTEM_ROOTS = ("/opt/ml", "$HOME", "$CWD", "/tmp", "/dev/shm", "/var/run/secrets")
 SAGEMAKER_HYPERPARAMETERS = "/opt/ml/input/config/hyperparameters.json"
 STATSD_DEFAULT_HOST = "localhost"
 STATSD_DEFAULT_PORT = 8125
 # File systems the walker never descends into: their contents describe the kernel, not the workload's world.
-VIRTUAL_FILESYSTEMS = frozenset(
-    "proc sysfs cgroup cgroup2 devpts mqueue debugfs tracefs securityfs pstore bpf configfs fusectl "
-    "binfmt_misc autofs hugetlbfs rpc_pipefs nsfs".split()
-)
+VIRTUAL_FILESYSTEMS = frozenset((
+    "proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "debugfs", "tracefs", "securityfs", "pstore",
+    "bpf", "configfs", "fusectl", "binfmt_misc", "autofs", "hugetlbfs", "rpc_pipefs", "nsfs",
+))
+# overlayfs options naming the host's layer directories: different for every container, meaningless inside.
+HOST_LAYER_OPTIONS = frozenset(("lowerdir", "upperdir", "workdir"))
 # cgroup v1 reports "no memory limit" as PAGE_COUNTER_MAX pages; anything this large is unlimited.
 CGROUP_V1_UNLIMITED = 1 << 62
 
+# Linux capability names by bit number (include/uapi/linux/capability.h).
 CAPABILITIES = (
-    "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE "
-    "NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO SYS_CHROOT "
-    "SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE "
-    "AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ "
-    "PERFMON BPF CHECKPOINT_RESTORE"
-).split()
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
+    "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
+    "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+    "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
+    "CHECKPOINT_RESTORE",
+)
 REPORTED_SIGNALS = (
-    "SIGHUP SIGINT SIGQUIT SIGTERM SIGUSR1 SIGUSR2 SIGPIPE SIGCHLD SIGALRM SIGTSTP SIGTTIN SIGTTOU "
-    "SIGWINCH SIGXFSZ"
-).split()
+    "SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGPIPE", "SIGCHLD", "SIGALRM",
+    "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGWINCH", "SIGXFSZ",
+)
 RLIMITS = (
-    "as core cpu data fsize locks memlock msgqueue nice nofile nproc rss rtprio rttime sigpending stack"
-).split()
+    "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss",
+    "rtprio", "rttime", "sigpending", "stack",
+)
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "FTP_PROXY")
 
 # ---------------------------------------------------------------------------------------------------------
@@ -88,15 +96,20 @@ PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "FTP_PR
 # or ends in a strong one (GITHUBTOKEN), unless its last word says it names a location or an identifier
 # (AWS_WEB_IDENTITY_TOKEN_FILE is a path, AWS_ACCESS_KEY_ID an id). Whole words avoid the classic false
 # positives: KEYBOARD, MONKEY, AUTHOR, TOKENIZERS_PARALLELISM.
-SECRET_WORDS = frozenset(
-    "TOKEN SECRET PASSWORD PASSWD PASS PASSPHRASE KEY APIKEY CREDENTIAL CREDENTIALS CREDS AUTH PRIVATE".split()
-)
+SECRET_WORDS = frozenset((
+    "TOKEN", "SECRET", "PASSWORD", "PASSWD", "PASS", "PASSPHRASE", "KEY", "APIKEY", "CREDENTIAL",
+    "CREDENTIALS", "CREDS", "AUTH", "PRIVATE",
+))
 SECRET_SUFFIXES = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "APIKEY")
 # Hyperparameter keys such as pad_token or max_tokens are ordinary in ML code: only unambiguous words count.
-HYPERPARAMETER_SECRET_WORDS = frozenset(
-    "SECRET PASSWORD PASSWD PASSPHRASE APIKEY CREDENTIAL CREDENTIALS PRIVATE".split()
-)
-LOCATION_WORDS = frozenset("FILE FILES PATH DIR URI URL ARN ID NAME HOST PORT ENDPOINT REGION SOCK".split())
+HYPERPARAMETER_SECRET_WORDS = frozenset((
+    "SECRET", "PASSWORD", "PASSWD", "PASSPHRASE", "APIKEY", "CREDENTIAL", "CREDENTIALS", "PRIVATE",
+))
+LOCATION_WORDS = frozenset((
+    "FILE", "FILES", "PATH", "DIR", "URI", "URL", "ARN", "ID", "NAME", "HOST", "PORT", "ENDPOINT", "REGION",
+    "SOCK",
+))
+# fmt: on
 _NAME_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _AWS_ACCESS_KEY_ID = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
@@ -108,7 +121,7 @@ SCRUB_MIN_LENGTH = 8  # known secrets at least this long are also masked whereve
 
 
 def name_words(name):
-    """The upper-cased words of an identifier: `apiKey` -> [API, KEY]; consecutive API, KEY count as APIKEY."""
+    """The upper-cased words of an identifier: `apiKey` -> [API, KEY]; API then KEY counts as APIKEY."""
     words = []
     for part in re.split(r"[^A-Za-z0-9]+", name):
         words.extend(word.upper() for word in _NAME_WORD.findall(part))
@@ -125,7 +138,8 @@ def is_secret_name(name, secret_words=SECRET_WORDS):
     words = name_words(name)
     if not words or words[-1] in LOCATION_WORDS:
         return False
-    return any(word in secret_words or word.endswith(SECRET_SUFFIXES) for word in words)
+    suffixes = tuple(suffix for suffix in SECRET_SUFFIXES if suffix in secret_words)
+    return any(word in secret_words or word.endswith(suffixes) for word in words)
 
 
 def shannon_bits_per_char(text):
@@ -137,10 +151,13 @@ def shannon_bits_per_char(text):
 
 
 def looks_like_random_token(piece):
-    if len(piece) < HIGH_ENTROPY_MIN_LENGTH:
+    """Long, mixed-case with digits, high entropy; absolute paths (a leading /) are never tokens."""
+    if len(piece) < HIGH_ENTROPY_MIN_LENGTH or piece.startswith("/"):
         return False
     has_classes = (
-        any(c.islower() for c in piece) and any(c.isupper() for c in piece) and any(c.isdigit() for c in piece)
+        any(c.islower() for c in piece)
+        and any(c.isupper() for c in piece)
+        and any(c.isdigit() for c in piece)
     )
     return has_classes and shannon_bits_per_char(piece) >= HIGH_ENTROPY_MIN_BITS
 
@@ -154,6 +171,14 @@ def looks_secret_value(text):
     if _URL_WITH_PASSWORD.search(text):
         return True
     return any(looks_like_random_token(piece) for piece in _TOKEN_SEPARATORS.split(text))
+
+
+def worth_scrubbing(text):
+    """Long enough, and not a plain word or number: masking `production` or `8080` everywhere a secret-named
+    variable happened to hold it would hide ordinary values, not protect anything."""
+    if len(text) < SCRUB_MIN_LENGTH or text.isdigit():
+        return False
+    return not (text.isalpha() and (text.islower() or text.isupper()))
 
 
 def as_bytes(value):
@@ -176,13 +201,13 @@ class Secrets:
         """The keyed hash of `value`; the value is remembered so it is masked anywhere else it shows up."""
         text = value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
         for candidate in {text, text.strip()}:
-            if len(candidate) >= SCRUB_MIN_LENGTH:
+            if worth_scrubbing(candidate):
                 self._known.add(candidate)
         return self.digest(value)
 
     def scrubber(self):
         """A function masking every secret known so far (longest first) inside a string."""
-        known = sorted(list(self._known), key=len, reverse=True)
+        known = sorted(self._known, key=len, reverse=True)
         masks = [(secret, "<" + self.digest(secret) + ">") for secret in known]
 
         def scrub(text):
@@ -252,7 +277,7 @@ def file_type(mode):
 
 
 def octal_mode(mode):
-    return "%04o" % stat.S_IMODE(mode)
+    return f"{stat.S_IMODE(mode):04o}"
 
 
 def is_writable(path):
@@ -285,8 +310,8 @@ def unescape_mount_field(field):
 
 
 def parse_mountinfo(text):
-    """`/proc/self/mountinfo` -> [{mount_id, parent_id, root, mount_point, options, fstype, source,
-    super_options}] in kernel order (a later entry on the same mount point hides an earlier one)."""
+    """`/proc/self/mountinfo` -> [{root, mount_point, options, fstype, super_options}] in kernel order
+    (a later entry on the same mount point hides an earlier one)."""
     mounts = []
     for line in text.splitlines():
         fields = line.split()
@@ -296,13 +321,10 @@ def parse_mountinfo(text):
         tail = fields[separator + 1 :]
         mounts.append(
             {
-                "mount_id": int(fields[0]),
-                "parent_id": int(fields[1]),
                 "root": unescape_mount_field(fields[3]),
                 "mount_point": unescape_mount_field(fields[4]),
                 "options": fields[5].split(","),
                 "fstype": tail[0] if tail else "",
-                "source": unescape_mount_field(tail[1]) if len(tail) > 1 else "",
                 "super_options": tail[2].split(",") if len(tail) > 2 else [],
             }
         )
@@ -327,7 +349,7 @@ def covering_mount(path, mount_points):
 
 
 def parse_proc_cgroup(text):
-    """`/proc/self/cgroup` -> [(hierarchy_id, [controllers], path)]; cgroup v2 is hierarchy 0 with no controller."""
+    """`/proc/self/cgroup` -> [(hierarchy_id, [controllers], path)]; v2 is hierarchy 0, no controller."""
     entries = []
     for line in text.splitlines():
         parts = line.split(":", 2)
@@ -401,7 +423,9 @@ def cgroup_limits(mounts, proc_cgroup, sysroot=""):
             result["cpu_shares"] = _read_int(cpu_dir + "/cpu.shares")
         if memory_dir:
             limit = _read_int(memory_dir + "/memory.limit_in_bytes")
-            result["memory_limit_bytes"] = limit if limit is not None and limit < CGROUP_V1_UNLIMITED else None
+            result["memory_limit_bytes"] = (
+                limit if limit is not None and limit < CGROUP_V1_UNLIMITED else None
+            )
     elif v2_mounts and v2_path is not None:
         result["version"] = 2
         base = sysroot + _cgroup_dir(v2_mounts[-1], v2_path)
@@ -477,7 +501,7 @@ def parse_java_properties(text):
 
 def parse_hadoop_xml(data):
     """A Hadoop *-site.xml -> {name: value} (the last definition of a name wins, as in Configuration)."""
-    import xml.etree.ElementTree as ElementTree
+    from xml.etree import ElementTree
 
     root = ElementTree.fromstring(data)
     properties = {}
@@ -510,18 +534,28 @@ def capability_names(hex_mask):
 
 def signal_names(hex_mask, numbers_to_names):
     mask = int(hex_mask, 16)
-    return sorted(numbers_to_names.get(bit + 1, "SIG%d" % (bit + 1)) for bit in range(64) if (mask >> bit) & 1)
+    return sorted(numbers_to_names.get(bit + 1, f"SIG{bit + 1}") for bit in range(64) if (mask >> bit) & 1)
 
 
 def security_from_status(fields):
     """Capabilities, NoNewPrivs and seccomp mode from parsed /proc/self/status fields."""
     capabilities = {}
-    for key, label in (("CapEff", "effective"), ("CapPrm", "permitted"), ("CapBnd", "bounding"), ("CapAmb", "ambient")):
+    for key, label in (
+        ("CapEff", "effective"),
+        ("CapPrm", "permitted"),
+        ("CapBnd", "bounding"),
+        ("CapAmb", "ambient"),
+    ):
         if key in fields:
             capabilities[label] = capability_names(fields[key])
     if "CapEff" in fields:
         capabilities["effective_hex"] = fields["CapEff"]
-    result = {"capabilities": capabilities, "no_new_privs": None, "seccomp": None, "umask": fields.get("Umask")}
+    result = {
+        "capabilities": capabilities,
+        "no_new_privs": None,
+        "seccomp": None,
+        "umask": fields.get("Umask"),
+    }
     for key, target in (("NoNewPrivs", "no_new_privs"), ("Seccomp", "seccomp")):
         if fields.get(key, "").isdigit():
             result[target] = int(fields[key])
@@ -629,16 +663,22 @@ def _port(text, default):
 def detect_context(env, exists):
     """Which platform the probe believes it runs on, with the evidence; the first matching rule wins."""
     rules = (
-        ("sagemaker-training", [("env", "TRAINING_JOB_NAME"), ("env", "TRAINING_JOB_ARN"), ("path", "/opt/ml/input/config")]),
+        (
+            "sagemaker-training",
+            [("env", "TRAINING_JOB_NAME"), ("env", "TRAINING_JOB_ARN"), ("path", "/opt/ml/input/config")],
+        ),
         ("sagemaker-processing", [("path", "/opt/ml/config/processingjobconfig.json")]),
         ("sagemaker-notebook", [("path", "/opt/ml/metadata/resource-metadata.json")]),
-        ("kubernetes", [("env", "KUBERNETES_SERVICE_HOST"), ("path", "/var/run/secrets/kubernetes.io/serviceaccount")]),
+        (
+            "kubernetes",
+            [("env", "KUBERNETES_SERVICE_HOST"), ("path", "/var/run/secrets/kubernetes.io/serviceaccount")],
+        ),
         ("docker", [("path", "/.dockerenv"), ("path", "/run/.containerenv")]),
     )
     evidence, matched = [], []
     for platform, signals in rules:
         found = [
-            "%s: %s %s" % (platform, kind, name)
+            f"{platform}: {kind} {name}"
             for kind, name in signals
             if (name in env if kind == "env" else exists(name))
         ]
@@ -696,7 +736,7 @@ class Context:
         """Run one step of a collector; a failure is recorded and the collector carries on with the rest."""
         try:
             return function(*args)
-        except Exception as exc:  # noqa: BLE001  (isolation is the point)
+        except Exception as exc:  # noqa: BLE001  isolation is the point: any failure becomes an `errors` entry
             self.exception(collector, exc)
             return None
 
@@ -714,7 +754,8 @@ class Context:
         return parse_mountinfo(read_text("/proc/self/mountinfo", 4 * 1024 * 1024))
 
     def file_info(self, path, with_hash=False):
-        """path, mode, owner, size (and the keyed hash of the content) of a file; `exists: false` if absent."""
+        """path, mode, owner, size (and the keyed hash of the content) of a file; `exists: false` if
+        absent."""
         info = {"path": path, "exists": False}
         try:
             st = os.stat(path)
@@ -722,8 +763,14 @@ class Context:
             if exc.errno != errno.ENOENT:
                 info["error"] = errno_name(exc)
             return info
-        info.update(exists=True, type=file_type(st.st_mode), mode=octal_mode(st.st_mode), uid=st.st_uid,
-                    gid=st.st_gid, size=st.st_size)
+        info.update(
+            exists=True,
+            type=file_type(st.st_mode),
+            mode=octal_mode(st.st_mode),
+            uid=st.st_uid,
+            gid=st.st_gid,
+            size=st.st_size,
+        )
         if with_hash and stat.S_ISREG(st.st_mode):
             try:
                 content = read_bytes(path, self.max_file_bytes)
@@ -733,8 +780,11 @@ class Context:
                 info["hmac"] = self.secrets.conceal(content)
                 if st.st_size > self.max_file_bytes:
                     info["hashed_bytes"] = len(content)
-                    self.truncate("credentials", path + ": hashed the first %d bytes" % len(content),
-                                  "max_file_bytes=%d" % self.max_file_bytes)
+                    self.truncate(
+                        "credentials",
+                        f"{path}: hashed the first {len(content)} bytes",
+                        f"max_file_bytes={self.max_file_bytes}",
+                    )
         return info
 
 
@@ -754,7 +804,7 @@ def collect_env(ctx, out):
             continue
         out["count"] += 1
         value_text = raw_value.decode("utf-8", "replace")
-        secret = (name is not None and is_secret_name(name)) or looks_secret_value(value_text)
+        secret = is_secret_name(raw_name.decode("utf-8", "replace")) or looks_secret_value(value_text)
         if name is None:
             entry = {"name_base64": b64(raw_name)}
             if secret:
@@ -780,99 +830,152 @@ def collect_identity(ctx, out):
     import pwd
 
     uid, gid = os.getuid(), os.getgid()
-    out.update(uid=uid, gid=gid, euid=os.geteuid(), egid=os.getegid(), groups=sorted(set(os.getgroups())),
-               home=ctx.env.get("HOME"))
+    out.update(
+        uid=uid,
+        gid=gid,
+        euid=os.geteuid(),
+        egid=os.getegid(),
+        groups=sorted(set(os.getgroups())),
+        home=ctx.env.get("HOME"),
+    )
     status = parse_proc_status(read_text("/proc/self/status"))
     security = security_from_status(status)
-    out.update(capabilities=security["capabilities"], no_new_privs=security["no_new_privs"],
-               seccomp=security["seccomp"])
+    out.update(
+        capabilities=security["capabilities"],
+        no_new_privs=security["no_new_privs"],
+        seccomp=security["seccomp"],
+    )
     out["umask"] = security["umask"] or _umask_by_syscall()
     # NSS lookups can hang (LDAP, sssd): they come last so everything above survives a stopped collector
     out.update(describe_user(uid, gid, pwd.getpwuid, grp.getgrgid))
 
 
 def _umask_by_syscall():
-    """Kernels before 4.7 have no Umask line in /proc/self/status; setting and restoring it is the only way."""
+    """Kernels before 4.7 have no Umask line in /proc/self/status: set it and restore it to read it."""
     current = os.umask(0o022)
     os.umask(current)
-    return "%04o" % current
+    return f"{current:04o}"
 
 
 def collect_credentials(ctx, out):
     env = ctx.env
-    secrets = ctx.secrets
-    aws = {"profile": env.get("AWS_PROFILE", env.get("AWS_DEFAULT_PROFILE", "default")), "sources": {}}
+    profile = env.get("AWS_PROFILE", env.get("AWS_DEFAULT_PROFILE", "default"))
+    sources = {}
+    aws = {"profile": profile, "sources": sources}
     out["aws"] = aws
-    sources = aws["sources"]
-    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
-        sources["env"] = {
-            name: secrets.conceal(env[name]) if env.get(name) else None
-            for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-        }
-    else:
-        sources["env"] = None
-    token_file = env.get("AWS_WEB_IDENTITY_TOKEN_FILE")
-    if token_file and env.get("AWS_ROLE_ARN"):
-        token = ctx.file_info(token_file, with_hash=True)
-        sources["web_identity"] = {
-            "role_arn": env["AWS_ROLE_ARN"],
-            "role_session_name": env.get("AWS_ROLE_SESSION_NAME"),
-            "token_file": token,
-        }
-    else:
-        sources["web_identity"] = None
-    home = env.get("HOME") or "/"
-    credentials_path = env.get("AWS_SHARED_CREDENTIALS_FILE", os.path.join(home, ".aws", "credentials"))
-    config_path = env.get("AWS_CONFIG_FILE", os.path.join(home, ".aws", "config"))
-    shared = {}
-    profile_defined = False
-    for label, path, section_name in (
-        ("credentials_file", credentials_path, aws["profile"]),
-        ("config_file", config_path, aws["profile"] if aws["profile"] == "default" else "profile " + aws["profile"]),
-    ):
-        info = ctx.file_info(path, with_hash=True)
-        if info.get("exists") and "hmac" in info:
-            sections = parse_ini_sections(read_text(path, ctx.max_file_bytes))
-            for values in sections.values():
-                for key in ("aws_secret_access_key", "aws_session_token", "aws_access_key_id"):
-                    if values.get(key):
-                        secrets.conceal(values[key])
-            info["profiles"] = sorted(name[len("profile "):] if name.startswith("profile ") else name for name in sections)
-            profile = sections.get(section_name, {})
-            if any(key in profile for key in ("aws_access_key_id", "role_arn", "credential_process",
-                                              "web_identity_token_file", "sso_session", "sso_start_url")):
-                profile_defined = True
-            if label == "config_file" and profile.get("region"):
-                info["region"] = profile["region"]
-        shared[label] = info
-    shared["usable"] = profile_defined
-    sources["shared_files"] = shared if (shared["credentials_file"].get("exists") or shared["config_file"].get("exists")) else None
-    relative_uri = env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
-    full_uri = env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI")
-    if relative_uri or full_uri:
-        token_path = env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
-        sources["container"] = {
-            "relative_uri": relative_uri,
-            "full_uri": full_uri,
-            "authorization_token": secrets.conceal(env["AWS_CONTAINER_AUTHORIZATION_TOKEN"])
-            if env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN") else None,
-            "authorization_token_file": ctx.file_info(token_path, with_hash=True) if token_path else None,
-        }
-    else:
-        sources["container"] = None
+    sources["env"] = aws_env_source(ctx)
+    sources["web_identity"] = web_identity_source(ctx)
+    sources["shared_files"] = shared_files_source(ctx, profile)
+    sources["container"] = container_source(ctx)
     aws["resolved_source"] = aws_resolved_source(sources)
     # botocore reads AWS_DEFAULT_REGION, then the profile's region; AWS_REGION is what other SDKs read
+    config_region = (sources["shared_files"] or {}).get("config_file", {}).get("region")
     if env.get("AWS_DEFAULT_REGION"):
         aws["region"], aws["region_source"] = env["AWS_DEFAULT_REGION"], "AWS_DEFAULT_REGION"
-    elif shared["config_file"].get("region"):
-        aws["region"], aws["region_source"] = shared["config_file"]["region"], "config_file"
+    elif config_region:
+        aws["region"], aws["region_source"] = config_region, "config_file"
     else:
         aws["region"], aws["region_source"] = None, None
     out["secret_files"] = {}
     collect_secret_files(ctx, out["secret_files"])
 
 
+def aws_env_source(ctx):
+    env = ctx.env
+    if not (env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY")):
+        return None
+    return {
+        name: ctx.secrets.conceal(env[name]) if env.get(name) else None
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+    }
+
+
+def web_identity_source(ctx):
+    env = ctx.env
+    if not (env.get("AWS_WEB_IDENTITY_TOKEN_FILE") and env.get("AWS_ROLE_ARN")):
+        return None
+    return {
+        "role_arn": env["AWS_ROLE_ARN"],
+        "role_session_name": env.get("AWS_ROLE_SESSION_NAME"),
+        "token_file": ctx.file_info(env["AWS_WEB_IDENTITY_TOKEN_FILE"], with_hash=True),
+    }
+
+
+# Keys that make a profile a credential source for botocore (static keys, assume role, process, SSO).
+PROFILE_CREDENTIAL_KEYS = (
+    "aws_access_key_id",
+    "role_arn",
+    "credential_process",
+    "web_identity_token_file",
+    "sso_session",
+    "sso_start_url",
+)
+SHARED_FILE_SECRET_KEYS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+
+
+def shared_files_source(ctx, profile):
+    """The shared credentials and config files: hashed whole, with their profile names and the active
+    profile's region; `usable` when the active profile defines credentials in either file."""
+    env = ctx.env
+    home = env.get("HOME") or "/"
+    files = (
+        (
+            "credentials_file",
+            env.get("AWS_SHARED_CREDENTIALS_FILE", os.path.join(home, ".aws", "credentials")),
+            profile,
+        ),
+        (
+            "config_file",
+            env.get("AWS_CONFIG_FILE", os.path.join(home, ".aws", "config")),
+            profile if profile == "default" else "profile " + profile,
+        ),
+    )
+    shared = {"usable": False}
+    for label, path, section_name in files:
+        info = ctx.file_info(path, with_hash=True)
+        shared[label] = info
+        if "hmac" not in info:
+            continue
+        sections = parse_ini_sections(read_text(path, ctx.max_file_bytes))
+        for values in sections.values():
+            for key in SHARED_FILE_SECRET_KEYS:
+                if values.get(key):
+                    ctx.secrets.conceal(values[key])
+        info["profiles"] = sorted(profile_name(section) for section in sections)
+        active = sections.get(section_name, {})
+        shared["usable"] = shared["usable"] or any(key in active for key in PROFILE_CREDENTIAL_KEYS)
+        if label == "config_file" and active.get("region"):
+            info["region"] = active["region"]
+    if not (shared["credentials_file"].get("exists") or shared["config_file"].get("exists")):
+        return None
+    return shared
+
+
+def profile_name(section):
+    """`profile train` (config file) and `train` (credentials file) name the same profile."""
+    prefix = "profile "
+    return section[len(prefix) :] if section.startswith(prefix) else section  # noqa: FURB188  (3.8)
+
+
+def container_source(ctx):
+    env = ctx.env
+    relative_uri = env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+    full_uri = env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+    if not (relative_uri or full_uri):
+        return None
+    token = env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN")
+    token_path = env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
+    return {
+        "relative_uri": relative_uri,
+        "full_uri": full_uri,
+        "authorization_token": ctx.secrets.conceal(token) if token else None,
+        "authorization_token_file": ctx.file_info(token_path, with_hash=True) if token_path else None,
+    }
+
+
 def collect_secret_files(ctx, out):
+    if not ctx.config["secret_files"]:
+        return
     import glob
 
     for pattern in ctx.config["secret_files"]:
@@ -891,11 +994,19 @@ def collect_metrics(ctx, out):
     statsd = statsd_settings(env)
     dogstatsd = dogstatsd_settings(env)
     out.update(statsd=statsd, dogstatsd=dogstatsd, delivered=None)
-    out["test_metric"] = {"sent": False, "target": None, "address": None, "payload": None, "nonce": None,
-                          "error": None}
+    out["test_metric"] = {
+        "sent": False,
+        "target": None,
+        "address": None,
+        "payload": None,
+        "nonce": None,
+        "error": None,
+    }
     for settings in (statsd, dogstatsd):
         if settings["host"] is not None and isinstance(settings["port"], int):
-            settings["resolved"] = _resolve(settings["host"], settings["port"], socket.SOCK_DGRAM, address_family(settings))
+            settings["resolved"] = _resolve(
+                settings["host"], settings["port"], socket.SOCK_DGRAM, address_family(settings)
+            )
         else:
             settings["resolved"] = None
     uses_datadog = any(name in env for name in ("DD_DOGSTATSD_URL", "DD_AGENT_HOST", "DD_DOGSTATSD_PORT"))
@@ -912,7 +1023,7 @@ def address_family(settings):
 
 
 def ascii_host(host):
-    """ASCII host names as bytes: the same lookup, without importing the idna codec (~10 ms)."""
+    """ASCII host names as bytes: the same lookup, without importing the idna codec (a few ms)."""
     try:
         return host.encode("ascii")
     except UnicodeEncodeError:
@@ -922,7 +1033,7 @@ def ascii_host(host):
 def send_test_metric(record, target):
     """One DogStatsD-tagged counter to the configured target; a gateway there confirms it by the nonce."""
     nonce = os.urandom(8).hex()
-    payload = "parity.probe.test:1|c|#parity_nonce:%s" % nonce
+    payload = f"parity.probe.test:1|c|#parity_nonce:{nonce}"
     record.update(nonce=nonce, payload=payload)
     if target.get("socket_path"):
         record["target"] = "unix://" + target["socket_path"]
@@ -931,9 +1042,9 @@ def send_test_metric(record, target):
                 sock.sendto(payload.encode("ascii"), target["socket_path"])
                 record["sent"] = True
             except OSError as exc:
-                record["error"] = "%s: %s" % (errno_name(exc), exc.strerror)
+                record["error"] = f"{errno_name(exc)}: {exc.strerror}"
         return
-    record["target"] = "%s:%s" % (target["host"], target["port"])
+    record["target"] = f"{target['host']}:{target['port']}"
     try:
         family, socktype, proto, _, address = socket.getaddrinfo(
             ascii_host(target["host"]), target["port"], address_family(target), socket.SOCK_DGRAM
@@ -942,14 +1053,14 @@ def send_test_metric(record, target):
             sock.sendto(payload.encode("ascii"), address)
         record.update(sent=True, address=address[0])
     except (OSError, ValueError, TypeError) as exc:
-        record["error"] = "%s: %s" % (errno_name(exc), getattr(exc, "strerror", None) or exc)
+        record["error"] = f"{errno_name(exc)}: {getattr(exc, 'strerror', None) or exc}"
 
 
 def _resolve(host, port=None, socktype=socket.SOCK_STREAM, family=socket.AF_UNSPEC):
     try:
         infos = socket.getaddrinfo(ascii_host(host), port, family, socktype)
     except (OSError, UnicodeError) as exc:
-        return {"error": "%s: %s" % (errno_name(exc), getattr(exc, "strerror", None) or exc)}
+        return {"error": f"{errno_name(exc)}: {getattr(exc, 'strerror', None) or exc}"}
     return sorted({info[4][0] for info in infos})
 
 
@@ -976,14 +1087,17 @@ def read_hyperparameters(ctx, path):
     if len(data) > ctx.max_file_bytes:
         record["error"] = "larger than max_file_bytes; not parsed"
         record["content_hmac"] = ctx.secrets.digest(data)
-        ctx.truncate("hyperparameters", path, "max_file_bytes=%d" % ctx.max_file_bytes)
+        ctx.truncate("hyperparameters", path, f"max_file_bytes={ctx.max_file_bytes}")
         return record
     try:
         values = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         # JSON decode errors quote only a position, never the text; YAML and others are compared by hash
-        record.update(format="unparsed", content_hmac=ctx.secrets.digest(data),
-                      error="not JSON (%s): compared by keyed hash only" % type(exc).__name__)
+        record.update(
+            format="unparsed",
+            content_hmac=ctx.secrets.digest(data),
+            error=f"not JSON ({type(exc).__name__}): compared by keyed hash only",
+        )
         return record
     record.update(format="json", values=conceal_tree(ctx.secrets, values, None))
     return record
@@ -1003,7 +1117,9 @@ def conceal_tree(secrets, value, key):
 def collect_spark(ctx, out):
     env = ctx.env
     prefixes = ("SPARK_", "PYSPARK_")
-    names = sorted(n for n in env if n.startswith(prefixes) or n in ("JAVA_HOME", "HADOOP_CONF_DIR", "HADOOP_HOME"))
+    names = sorted(
+        n for n in env if n.startswith(prefixes) or n in ("JAVA_HOME", "HADOOP_CONF_DIR", "HADOOP_HOME")
+    )
     out["env"] = {name: ctx.secrets.maybe_conceal(name, env[name]) for name in names}
     spark_home = env.get("SPARK_HOME")
     conf_dir = env.get("SPARK_CONF_DIR") or (os.path.join(spark_home, "conf") if spark_home else None)
@@ -1015,7 +1131,8 @@ def collect_spark(ctx, out):
         text = read_optional_text(defaults_path, ctx.max_file_bytes)
         if text is not None:
             out["defaults"] = {
-                key: ctx.secrets.maybe_conceal(key, value) for key, value in parse_java_properties(text).items()
+                key: ctx.secrets.maybe_conceal(key, value)
+                for key, value in parse_java_properties(text).items()
             }
         env_sh = os.path.join(conf_dir, "spark-env.sh")
         out["spark_env_sh"] = {"path": env_sh, "exists": os.path.exists(env_sh)}
@@ -1028,7 +1145,9 @@ def collect_spark(ctx, out):
         for name in sorted(os.listdir(hadoop_dir)):
             if name.endswith("-site.xml"):
                 path = os.path.join(hadoop_dir, name)
-                properties = ctx.attempt("spark", lambda p=path: parse_hadoop_xml(read_bytes(p, ctx.max_file_bytes)))
+                properties = ctx.attempt(
+                    "spark", lambda p=path: parse_hadoop_xml(read_bytes(p, ctx.max_file_bytes))
+                )
                 if properties is not None:
                     out["hadoop"][name] = {k: ctx.secrets.maybe_conceal(k, v) for k, v in properties.items()}
     out["versions"] = {"pyspark": pyspark_version(ctx.distributions(), spark_home), "java": None}
@@ -1039,8 +1158,8 @@ def collect_spark(ctx, out):
 
 
 def pyspark_version(packages, spark_home):
-    """Without importing pyspark (it would start nothing, but imports py4j and more): its distribution
-    metadata on sys.path, else pyspark/version.py on sys.path or under $SPARK_HOME/python."""
+    """pyspark's version without importing it (that pulls in py4j and more): its distribution metadata on
+    sys.path, else pyspark/version.py on sys.path or under $SPARK_HOME/python."""
     if "pyspark" in packages:
         return packages["pyspark"]
     candidates = [os.path.join(entry, "pyspark", "version.py") for entry in sys.path if entry]
@@ -1108,7 +1227,11 @@ def collect_filesystem(ctx, out):
             "fstype": mount["fstype"],
             "ro": "ro" in mount["options"],
             "options": mount["options"],
-            "super_options": mount["super_options"],
+            "super_options": [
+                option
+                for option in mount["super_options"]
+                if option.partition("=")[0] not in HOST_LAYER_OPTIONS
+            ],
         }
     out["paths"] = {}
     roots = []
@@ -1146,23 +1269,36 @@ class Walker:
         deep_dirs = 0
         while queue:
             path, depth, mount = queue.popleft()
-            if self.ctx.is_excluded(path) or path in self.paths:
+            if self.ctx.is_excluded(path):
                 continue
-            if len(self.paths) >= self.max_files:
-                self.ctx.truncate("filesystem", "entries from %s on (walk stopped)" % path,
-                                  "max_files=%d" % self.max_files)
-                return False
-            info, st = self.describe(path, path if path in self.mounts else mount)
-            self.paths[path] = info
+            if path in self.paths:
+                if depth > 0:
+                    continue
+                # a declared root already seen shallowly (under "/" or another root): walk it now
+                info, st = self.paths[path], self.lstat_or_none(path)
+            else:
+                if len(self.paths) >= self.max_files:
+                    self.ctx.truncate(
+                        "filesystem",
+                        f"entries from {path} on (walk stopped)",
+                        f"max_files={self.max_files}",
+                    )
+                    return False
+                info, st = self.describe(path, path if path in self.mounts else mount)
+                self.paths[path] = info
             descend = info["type"] == "dir" or (depth == 0 and info.get("target_type") == "dir")
             if not descend or (depth > 0 and self.is_virtual_mount(path)):
                 continue
             if depth >= max_depth:
                 deep_dirs += 1
                 continue
-            identity = self.directory_identity(path, st)
+            try:
+                identity = self.directory_identity(path, st)
+            except OSError as exc:
+                info["error"] = errno_name(exc)
+                continue
             if identity in self.visited_dirs:
-                info["error"] = "ELOOP: same directory as %s" % self.visited_dirs[identity]
+                info["error"] = f"ELOOP: same directory as {self.visited_dirs[identity]}"
                 continue
             self.visited_dirs[identity] = path
             try:
@@ -1173,8 +1309,11 @@ class Walker:
             child_mount = info.get("mount")
             queue.extend((os.path.join(path, name), depth + 1, child_mount) for name in names)
         if deep_dirs:
-            self.ctx.truncate("filesystem", "%s: contents of %d directories at depth %d not listed"
-                              % (root, deep_dirs, max_depth), "max_depth=%d" % max_depth)
+            self.ctx.truncate(
+                "filesystem",
+                f"{root}: contents of {deep_dirs} directories at depth {max_depth} not listed",
+                f"max_depth={max_depth}",
+            )
         return True
 
     def is_virtual_mount(self, path):
@@ -1182,8 +1321,15 @@ class Walker:
         return mount is not None and mount["fstype"] in VIRTUAL_FILESYSTEMS
 
     @staticmethod
+    def lstat_or_none(path):
+        try:
+            return os.lstat(path)
+        except OSError:
+            return None
+
+    @staticmethod
     def directory_identity(path, st):
-        if stat.S_ISLNK(st.st_mode):
+        if st is None or stat.S_ISLNK(st.st_mode):
             st = os.stat(path)
         return (st.st_dev, st.st_ino)
 
@@ -1196,8 +1342,14 @@ class Walker:
         except OSError as exc:
             return {"type": "unreadable", "error": errno_name(exc)}, None
         kind = file_type(st.st_mode)
-        info = {"type": kind, "mode": octal_mode(st.st_mode), "uid": st.st_uid, "gid": st.st_gid,
-                "writable": is_writable(path), "mount": mount}
+        info = {
+            "type": kind,
+            "mode": octal_mode(st.st_mode),
+            "uid": st.st_uid,
+            "gid": st.st_gid,
+            "writable": is_writable(path),
+            "mount": mount,
+        }
         if kind == "file":
             info["size"] = st.st_size
         elif kind == "symlink":
@@ -1231,7 +1383,7 @@ def collect_network(ctx, out):
     }
     # Name resolution can block for as long as the resolver's timeouts: each name runs on its own thread.
     out["resolve"] = {}
-    names = [name for name in ctx.config["resolve"] if isinstance(name, str)]
+    names = ctx.config["resolve"]
     results = {}
 
     def resolve_into(name):
@@ -1243,31 +1395,51 @@ def collect_network(ctx, out):
         thread.start()
         threads.append((name, thread))
     fqdn_result = {}
-    fqdn_thread = threading.Thread(target=lambda: fqdn_result.update(fqdn=socket.getfqdn()), daemon=True)
+    fqdn_thread = threading.Thread(
+        target=lambda: fqdn_result.update(fqdn=fully_qualified_name(out["hostname"])), daemon=True
+    )
     fqdn_thread.start()
-    wait_until = time.monotonic() + ctx.config["deadline_seconds"] * 0.4
+    wait_seconds = ctx.config["deadline_seconds"] * 0.4
+    wait_until = time.monotonic() + wait_seconds
     for name, thread in threads:
         thread.join(max(0.0, wait_until - time.monotonic()))
         out["resolve"][name] = results.get(name, {"error": "timeout: no answer within the probe's budget"})
     fqdn_thread.join(max(0.0, wait_until - time.monotonic()))
     out["fqdn"] = fqdn_result.get("fqdn")
     if "fqdn" not in fqdn_result:
-        ctx.truncate("network", "fqdn (reverse lookup did not answer)", "budget")
+        ctx.truncate("network", "fqdn (the reverse lookup did not answer)", f"{wait_seconds:.1f} s")
+
+
+def fully_qualified_name(hostname):
+    """What socket.getfqdn() returns for this host (the first name with a dot among the reverse lookup's
+    names), looking an ASCII name up as bytes so the idna codec is not imported."""
+    try:
+        name, aliases, _ = socket.gethostbyaddr(ascii_host(hostname))
+    except OSError:
+        return hostname
+    for candidate in [name] + aliases:
+        if "." in candidate:
+            return candidate
+    return name
 
 
 def collect_runtime(ctx, out):
     import locale
 
     python = {
-        "version": "%d.%d.%d" % sys.version_info[:3],
+        "version": "{}.{}.{}".format(*sys.version_info[:3]),
         "implementation": sys.implementation.name,
         "executable": sys.executable,
-        "sys_path": [entry for entry in sys.path],
+        "sys_path": list(sys.path),
     }
     out["python"] = python
     release = read_optional_text("/etc/os-release") or read_optional_text("/usr/lib/os-release") or ""
     values = parse_os_release(release)
-    out["os"] = {"id": values.get("ID"), "version_id": values.get("VERSION_ID"), "pretty_name": values.get("PRETTY_NAME")}
+    out["os"] = {
+        "id": values.get("ID"),
+        "version_id": values.get("VERSION_ID"),
+        "pretty_name": values.get("PRETTY_NAME"),
+    }
     out["arch"] = os.uname().machine
     out["locale"] = {
         "LANG": ctx.env.get("LANG"),
@@ -1314,7 +1486,10 @@ def collect_resources(ctx, out):
         number = getattr(resource, "RLIMIT_" + name.upper(), None)
         if number is not None:
             soft, hard = resource.getrlimit(number)
-            rlimits[name] = [-1 if soft == resource.RLIM_INFINITY else soft, -1 if hard == resource.RLIM_INFINITY else hard]
+            rlimits[name] = [
+                -1 if soft == resource.RLIM_INFINITY else soft,
+                -1 if hard == resource.RLIM_INFINITY else hard,
+            ]
     out["rlimits"] = rlimits
 
 
@@ -1329,7 +1504,7 @@ def collect_process(ctx, out):
     out["cwd"] = os.getcwd()
     pid, ppid = os.getpid(), os.getppid()
     out.update(pid=pid, ppid=ppid, is_pid1=pid == 1)
-    parent_comm = read_optional_text("/proc/%d/comm" % ppid, 4096) if ppid > 0 else None
+    parent_comm = read_optional_text(f"/proc/{ppid}/comm", 4096) if ppid > 0 else None
     out["parent_name"] = parent_comm.strip() if parent_comm else None
     numbers_to_names = {int(member.value): member.name for member in signal.Signals}
     signals = {}
@@ -1338,7 +1513,9 @@ def collect_process(ctx, out):
         if number is None:
             continue
         handler = signal.getsignal(number)
-        signals[name] = "default" if handler == signal.SIG_DFL else "ignore" if handler == signal.SIG_IGN else "handled"
+        signals[name] = (
+            "default" if handler == signal.SIG_DFL else "ignore" if handler == signal.SIG_IGN else "handled"
+        )
     out["signals"] = signals
     blocked = parse_proc_status(read_text("/proc/self/status")).get("SigBlk")
     out["signals_blocked"] = signal_names(blocked, numbers_to_names) if blocked else None
@@ -1347,11 +1524,7 @@ def collect_process(ctx, out):
 def without_probe_arguments(items, probe_file):
     """The process's argv without the probe's script and its own arguments (all of them follow the script)."""
     for index, item in enumerate(items):
-        try:
-            candidate = os.path.abspath(item.decode("utf-8", "surrogateescape"))
-        except ValueError:
-            continue
-        if candidate == probe_file:
+        if os.path.abspath(item.decode("utf-8", "surrogateescape")) == probe_file:
             return items[:index]
     return items
 
@@ -1406,9 +1579,9 @@ def parse_arguments(argv):
                 index += 1
                 options[name[2:]] = argv[index]
             else:
-                problems.append("%s needs a value" % name)
+                problems.append(f"{name} needs a value")
         else:
-            problems.append("unknown argument #%d ignored" % index)  # never echoed: it could be a secret
+            problems.append(f"unknown argument #{index} ignored")  # never echoed: it could be a secret
         index += 1
     return options, problems
 
@@ -1423,15 +1596,15 @@ def load_config(path):
         with open(path, "rb") as handle:
             data = json.loads(handle.read().decode("utf-8"))
     except OSError as exc:
-        return config, [("ConfigUnreadable", "cannot read the config: %s" % errno_name(exc))]
+        return config, [("ConfigUnreadable", f"cannot read the config: {errno_name(exc)}")]
     except (UnicodeDecodeError, ValueError) as exc:
-        position = " at line %d column %d" % (exc.lineno, exc.colno) if hasattr(exc, "lineno") else ""
-        return config, [("ConfigInvalid", "the config is not valid JSON%s" % position)]
+        position = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
+        return config, [("ConfigInvalid", f"the config is not valid JSON{position}")]
     if not isinstance(data, dict):
         return config, [("ConfigInvalid", "the config must be a JSON object")]
     unknown = sorted(key for key in data if key not in CONFIG_DEFAULTS)
     if unknown:
-        problems.append(("ConfigUnknownKeys", "unknown config keys ignored: %s" % ", ".join(unknown)))
+        problems.append(("ConfigUnknownKeys", "unknown config keys ignored: " + ", ".join(unknown)))
     for key, default in CONFIG_DEFAULTS.items():
         if key not in data:
             continue
@@ -1452,7 +1625,7 @@ def load_config(path):
         if valid:
             config[key] = value
         else:
-            problems.append(("ConfigInvalid", "%s: wrong type or range, the default is used" % key))
+            problems.append(("ConfigInvalid", f"{key}: wrong type or range, the default is used"))
     return config, problems
 
 
@@ -1470,7 +1643,8 @@ def make_secrets(hash_key):
 
 
 def read_environ():
-    """The environment this process was started with, bytes-exact (os.environ is not: PEP 538 adds LC_CTYPE)."""
+    """The environment this process was started with, bytes-exact (os.environ is not: PEP 538 may add
+    LC_CTYPE to it)."""
     try:
         return parse_environ(read_bytes("/proc/self/environ", 64 * 1024 * 1024)), "/proc/self/environ"
     except OSError:
@@ -1492,7 +1666,7 @@ def run_collectors(ctx, deadline_end):
             begin = time.monotonic()
             try:
                 function(ctx, section)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001  a collector's failure never reaches the others
                 ctx.exception(name, exc)
             finally:
                 timings[name] = int((time.monotonic() - begin) * 1000)
@@ -1505,8 +1679,12 @@ def run_collectors(ctx, deadline_end):
         budget_end = min(started + share * deadline, deadline_end)
         thread.join(max(0.0, budget_end - time.monotonic()))
         if thread.is_alive():
-            ctx.error(name, "Timeout", "did not finish within its budget of %.1f s; partial data kept" % (share * deadline))
-            ctx.truncate(name, "collector stopped before it finished", "budget %.1f s" % (share * deadline))
+            ctx.error(
+                name,
+                "Timeout",
+                f"did not finish within its budget of {share * deadline:.1f} s; partial data kept",
+            )
+            ctx.truncate(name, "collector stopped before it finished", f"budget {share * deadline:.1f} s")
             ctx.abandoned.add(name)
             sections[name] = frozen_copy(sections[name])
             timings[name] = int((time.monotonic() - started) * 1000)
@@ -1573,9 +1751,10 @@ def enforce_output_limit(snapshot, limit):
                     del container[key]
             else:
                 del container[keep:]
-            kept = "kept the first %d entries" % keep
-        snapshot["truncated"].append({"collector": name, "what": "%s: %s" % (path, kept),
-                                      "limit": "max_output_bytes=%d" % limit})
+            kept = f"kept the first {keep} entries"
+        snapshot["truncated"].append(
+            {"collector": name, "what": f"{path}: {kept}", "limit": f"max_output_bytes={limit}"}
+        )
         text = serialize(snapshot)
     return text
 
@@ -1585,14 +1764,28 @@ def largest_container(value, path):
     best_path, best = (path, value) if isinstance(value, (dict, list)) else (path, None)
     while isinstance(best, (dict, list)):
         children = best.items() if isinstance(best, dict) else enumerate(best)
-        sized = [(len(serialize(child)), key, child) for key, child in children if isinstance(child, (dict, list))]
+        sized = [
+            (len(serialize(child)), key, child) for key, child in children if isinstance(child, (dict, list))
+        ]
         if not sized:
             break
         size, key, child = max(sized, key=lambda item: item[0])
         if size * 2 < len(serialize(best)) or len(child) <= 1:
             break
-        best_path, best = "%s.%s" % (best_path, key), child
+        best_path, best = f"{best_path}.{key}", child
     return best_path, best
+
+
+def input_channel_mounts(inputs):
+    """Mounts that exist only to bring the probe or its config in: the file itself or its directory is a
+    mount point (other than /). The --out file's directory is not one of them: it may be a workload mount."""
+    mount_points = set(visible_mounts(parse_mountinfo(read_text("/proc/self/mountinfo", 4 * 1024 * 1024))))
+    channels = []
+    for path in inputs:
+        for candidate in (path, os.path.dirname(path)):
+            if candidate != "/" and candidate in mount_points:
+                channels.append(candidate)
+    return channels
 
 
 def build_snapshot(argv, probe_file):
@@ -1602,10 +1795,17 @@ def build_snapshot(argv, probe_file):
     config, config_problems = load_config(options["config"])
     secrets, key_problem = make_secrets(config["hash_key"])
     deadline_end = started + config["deadline_seconds"] * 0.9  # the rest is for serializing and writing
-    own_paths = [probe_file] + [os.path.abspath(p) for p in (options["config"], options["out"]) if p]
-    excluded_paths = sorted(set(own_paths + [os.path.abspath(p) for p in config["exclude_paths"]]))
+    inputs = [probe_file] + ([os.path.abspath(options["config"])] if options["config"] else [])
+    own_paths = inputs + ([os.path.abspath(options["out"])] if options["out"] else [])
+    try:
+        channels, channel_problem = input_channel_mounts(inputs), None
+    except Exception as exc:  # noqa: BLE001  no /proc: nothing is mounted for us to leave out
+        channels, channel_problem = [], exc
+    excluded_paths = sorted(set(own_paths + channels + [os.path.abspath(p) for p in config["exclude_paths"]]))
     environ, environ_source = read_environ()
     ctx = Context(config, secrets, environ, environ_source, excluded_paths, probe_file)
+    if channel_problem is not None:
+        ctx.exception("probe", channel_problem)
     for problem in argument_problems:
         ctx.error("probe", "UsageError", problem)
     for kind, message in config_problems:
@@ -1622,7 +1822,7 @@ def build_snapshot(argv, probe_file):
             "version": PROBE_VERSION,
             "label": config["label"],
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started_wall))
-            + ".%03dZ" % int((started_wall % 1) * 1000),
+            + f".{int((started_wall % 1) * 1000):03d}Z",
             "duration_ms": int((time.monotonic() - started) * 1000),
             "timings_ms": timings,
             "deadline_seconds": config["deadline_seconds"],
@@ -1656,10 +1856,15 @@ def emit(snapshot, options, config):
                 handle.write(text + "\n")
             written = True
         except OSError as exc:
-            snapshot["errors"].append({"collector": "probe", "type": "OutputError",
-                                       "message": "cannot write --out: %s" % errno_name(exc)})
+            snapshot["errors"].append(
+                {
+                    "collector": "probe",
+                    "type": "OutputError",
+                    "message": f"cannot write --out: {errno_name(exc)}",
+                }
+            )
             text = serialize(snapshot)
-    framed = "%s\n%s\n%s\n" % (FRAME_BEGIN, text, FRAME_END)
+    framed = f"{FRAME_BEGIN}\n{text}\n{FRAME_END}\n"
     try:
         sys.stdout.flush()
         sys.stdout.buffer.write(framed.encode("utf-8"))
@@ -1675,11 +1880,30 @@ def emergency_snapshot(exc):
     snapshot = {name: {} for name in COLLECTOR_NAMES}
     snapshot.update(
         schema=SCHEMA,
-        probe={"version": PROBE_VERSION, "label": "", "started_at": None, "duration_ms": None, "timings_ms": {},
-               "deadline_seconds": None, "hash": {"algorithm": "hmac-sha256", "comparable": False, "key_id": None}},
-        errors=[{"collector": "probe", "type": type(exc).__name__, "message": "the probe failed before collecting"}],
+        probe={
+            "version": PROBE_VERSION,
+            "label": "",
+            "started_at": None,
+            "duration_ms": None,
+            "timings_ms": {},
+            "deadline_seconds": None,
+            "hash": {"algorithm": "hmac-sha256", "comparable": False, "key_id": None},
+        },
+        errors=[
+            {
+                "collector": "probe",
+                "type": type(exc).__name__,
+                "message": "the probe failed before collecting",
+            }
+        ],
         truncated=[],
-        excluded={"paths": [], "argv_items": 0, "env": [], "sys_path": [], "note": "unknown: the probe failed early"},
+        excluded={
+            "paths": [],
+            "argv_items": 0,
+            "env": [],
+            "sys_path": [],
+            "note": "unknown: the probe failed early",
+        },
     )
     return snapshot
 
@@ -1696,7 +1920,7 @@ def main(argv=None):
             sys.stdout.write(USAGE)
             return 0
         snapshot, options, config, still_running = build_snapshot(argv, probe_file)
-    except Exception as exc:  # noqa: BLE001  (never crash: report the failure inside a snapshot)
+    except Exception as exc:  # noqa: BLE001  never crash: report the failure inside a snapshot
         snapshot = emergency_snapshot(exc)
     written = emit(snapshot, options, config)
     if still_running:  # a collector is stuck in a system call: do not wait for it at interpreter exit

@@ -40,7 +40,7 @@ HOME_HINT = "the SageMaker container runs as root; set HOME in the entrypoint"
 
 def divergence(path: str, comparison: str = "k8s~sagemaker", **fields) -> Divergence:
     category = path.split(".", 1)[0].split("[", 1)[0]
-    defaults = dict(kind="changed", left="a", right="b", severity="medium")
+    defaults = {"kind": "changed", "left": "a", "right": "b", "severity": "medium"}
     defaults.update(fields)
     identity = hashlib.sha256(f"{category}|{path}|{defaults['kind']}".encode()).hexdigest()[:16]
     return Divergence(id=identity, comparison=comparison, category=category, path=path, **defaults)
@@ -61,7 +61,9 @@ def check_result(comparisons: list[ComparisonResult], waiver_notes: list[WaiverN
     )
 
 
-WAIVER = AppliedWaiver(reason="accepted until the uid migration", owner="ml-platform", expires=dt.date(2031, 1, 1))
+WAIVER = AppliedWaiver(
+    reason="accepted until the uid migration", owner="ml-platform", expires=dt.date(2031, 1, 1)
+)
 
 
 @pytest.fixture
@@ -71,7 +73,13 @@ def broken() -> CheckResult:
         [
             pair(
                 [
-                    divergence("env.vars.HOME", left="/root", right="/home/sagemaker-user", severity="high", hint=HOME_HINT),
+                    divergence(
+                        "env.vars.HOME",
+                        left="/root",
+                        right="/home/sagemaker-user",
+                        severity="high",
+                        hint=HOME_HINT,
+                    ),
                     divergence(
                         "hyperparameters.sources['/opt/ml/input/config/hyperparameters.json'].values.lr",
                         kind="type_changed",
@@ -80,8 +88,16 @@ def broken() -> CheckResult:
                         severity="critical",
                         hint=HYPERPARAMETER_HINT,
                     ),
-                    divergence("env.vars.AWS_SECRET_ACCESS_KEY", left=CANARY_HASH, right=None, kind="missing", severity="critical"),
-                    divergence("identity.uid", left=0, right=1000, severity="low", waived=True, waiver=WAIVER),
+                    divergence(
+                        "env.vars.AWS_SECRET_ACCESS_KEY",
+                        left=CANARY_HASH,
+                        right=None,
+                        kind="missing",
+                        severity="critical",
+                    ),
+                    divergence(
+                        "identity.uid", left=0, right=1000, severity="low", waived=True, waiver=WAIVER
+                    ),
                 ]
             ),
             ComparisonResult(
@@ -89,19 +105,36 @@ def broken() -> CheckResult:
                 kind="baseline",
                 left="baselines/default/sagemaker.json",
                 right="sagemaker",
-                divergences=[divergence("network.hostname", comparison="baseline:sagemaker", kind="extra", left=None, right="ip-10-0-0-1")],
+                divergences=[
+                    divergence(
+                        "network.hostname",
+                        comparison="baseline:sagemaker",
+                        kind="extra",
+                        left=None,
+                        right="ip-10-0-0-1",
+                    )
+                ],
             ),
         ],
         waiver_notes=[
-            WaiverNote(selector="env.vars.LEGACY_*", reason="old launcher", owner="data-eng", problem="unused"),
-            WaiverNote(selector="metrics.statsd.host", reason="gateway pending", owner="obs", expires=dt.date(2024, 1, 1), problem="expired"),
+            WaiverNote(
+                selector="env.vars.LEGACY_*", reason="old launcher", owner="data-eng", problem="unused"
+            ),
+            WaiverNote(
+                selector="metrics.statsd.host",
+                reason="gateway pending",
+                owner="obs",
+                expires=dt.date(2024, 1, 1),
+                problem="expired",
+            ),
         ],
     )
 
 
 def all_waived() -> CheckResult:
     waived = [
-        divergence(path, waived=True, waiver=WAIVER) for path in ("env.vars.A", "identity.gid", "resources.shm.size_bytes")
+        divergence(path, waived=True, waiver=WAIVER)
+        for path in ("env.vars.A", "identity.gid", "resources.shm.size_bytes")
     ]
     return check_result([pair(waived)])
 
@@ -156,7 +189,11 @@ def test_empty_and_all_waived_results_render_a_passing_verdict(result, expected)
 def test_an_expired_waiver_alone_breaks_parity():
     result = check_result(
         [pair([])],
-        [WaiverNote(selector="env.vars.X", reason="r", owner="o", expires=dt.date(2020, 1, 1), problem="expired")],
+        [
+            WaiverNote(
+                selector="env.vars.X", reason="r", owner="o", expires=dt.date(2020, 1, 1), problem="expired"
+            )
+        ],
     )
     assert reports.render(result, "text").rstrip().endswith("PARITY BROKEN: 1 expired waiver")
     assert json.loads(reports.render(result, "json"))["summary"]["exit_code"] == 1
@@ -194,7 +231,12 @@ def test_json_report_validates_against_the_shipped_schema_and_counts_right(broke
     assert summary["by_severity"]["low"] == {"total": 1, "unwaived": 0}
     assert list(summary["by_severity"]) == list(SEVERITIES)
     assert summary["by_category"]["env"] == {"total": 2, "unwaived": 2}
-    assert summary["by_comparison"]["baseline:sagemaker"] == {"total": 1, "unwaived": 1, "waived": 0, "passed": False}
+    assert summary["by_comparison"]["baseline:sagemaker"] == {
+        "total": 1,
+        "unwaived": 1,
+        "waived": 0,
+        "passed": False,
+    }
     assert document["comparisons"][0]["divergences"][0]["path"] == "env.vars.HOME"
     assert CheckResult.model_validate({k: v for k, v in document.items() if k != "summary"}) == broken
 
@@ -226,8 +268,23 @@ def test_parity_schema_report_prints_the_shipped_schema():
 JUNIT_ATTRIBUTES = {
     "testsuites": ({"name", "time", "tests", "failures", "disabled", "errors"}, set()),
     "testsuite": (
-        {"name", "tests", "failures", "errors", "time", "disabled", "skipped", "timestamp", "hostname", "id",
-         "package", "file", "log", "url", "version"},
+        {
+            "name",
+            "tests",
+            "failures",
+            "errors",
+            "time",
+            "disabled",
+            "skipped",
+            "timestamp",
+            "hostname",
+            "id",
+            "package",
+            "file",
+            "log",
+            "url",
+            "version",
+        },
         {"name", "tests"},
     ),
     "properties": (set(), set()),
@@ -288,7 +345,10 @@ def test_junit_is_valid_for_jenkins_and_its_counts_match_what_junitparser_counts
     assert list(cases) == list(CATEGORIES)  # one test case per category, divergent or not
     assert all(case.classname == "k8s~sagemaker" for case in cases.values())
     env_failures = [r for r in cases["env"].result if isinstance(r, Failure)]
-    assert sorted(f.message for f in env_failures) == ["env.vars.AWS_SECRET_ACCESS_KEY missing", "env.vars.HOME changed"]
+    assert sorted(f.message for f in env_failures) == [
+        "env.vars.AWS_SECRET_ACCESS_KEY missing",
+        "env.vars.HOME changed",
+    ]
     home = next(f for f in env_failures if f.message == "env.vars.HOME changed")
     assert '"/root"' in home.text and '"/home/sagemaker-user"' in home.text and HOME_HINT in home.text
     assert cases["hyperparameters"].result[0].type == "type_changed"
@@ -303,9 +363,17 @@ def test_junit_is_valid_for_jenkins_and_its_counts_match_what_junitparser_counts
 
 
 def test_junit_escapes_characters_xml_forbids_and_markup():
-    nasty = "nul\x00 bell\x07 vt\x0b esc\x1b ff\x0c nonchar\ufffe surrogate\ud800 ]]> <tag> & \"q\""
+    nasty = 'nul\x00 bell\x07 vt\x0b esc\x1b ff\x0c nonchar\ufffe surrogate\ud800 ]]> <tag> & "q"'
     result = check_result(
-        [pair([divergence("env.vars['WEIRD\x01NAME']", left=nasty, right="\x7f", hint="see <this> & \x02that")])]
+        [
+            pair(
+                [
+                    divergence(
+                        "env.vars['WEIRD\x01NAME']", left=nasty, right="\x7f", hint="see <this> & \x02that"
+                    )
+                ]
+            )
+        ]
     )
     document = reports.render(result, "junit")
     assert_jenkins_junit(document)
@@ -324,9 +392,12 @@ def test_junit_escapes_characters_xml_forbids_and_markup():
 def markdown_tables(text: str) -> list[list[list[str]]]:
     """The Markdown rendered as GitHub would (GFM tables), as tables of rows of cell HTML."""
     rendered = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"]).render(text)
-    tables = re.findall(r"<table>(.*?)</table>", rendered, re.S)
+    tables = re.findall(r"<table>(.*?)</table>", rendered, re.DOTALL)
     return [
-        [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S) for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)]
+        [
+            re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.DOTALL)
+            for row in re.findall(r"<tr>(.*?)</tr>", table, re.DOTALL)
+        ]
         for table in tables
     ]
 
@@ -350,13 +421,18 @@ def test_markdown_starts_with_the_verdict_and_has_a_summary_table_per_comparison
 
 def test_markdown_keeps_pipes_backticks_and_html_inside_their_cells():
     value = "a|b `tick` ``double`` <script>alert(1)</script> *bold* @someone"
-    result = check_result([pair([divergence("env.vars['A|`B`']", left=value, right="x\ny", hint="use `x` | *y* <b>")])])
+    result = check_result(
+        [pair([divergence("env.vars['A|`B`']", left=value, right="x\ny", hint="use `x` | *y* <b>")])]
+    )
     text = reports.render(result, "markdown")
     [table] = [table for table in markdown_tables(text) if table[0][0] == "path"]
     [row] = table[1:]
     assert len(row) == 6
     assert row[0] == "<code>env.vars['A|`B`']</code>"
-    assert row[2] == "<code>&quot;a|b `tick` ``double`` &lt;script&gt;alert(1)&lt;/script&gt; *bold* @someone&quot;</code>"
+    assert (
+        row[2]
+        == "<code>&quot;a|b `tick` ``double`` &lt;script&gt;alert(1)&lt;/script&gt; *bold* @someone&quot;</code>"
+    )
     assert row[3] == "<code>&quot;x\\ny&quot;</code>"
     rendered = MarkdownIt("commonmark", {"html": True}).enable("table").render(text)
     assert "<script" not in rendered and "<b>" not in rendered
@@ -365,9 +441,12 @@ def test_markdown_keeps_pipes_backticks_and_html_inside_their_cells():
 
 def test_markdown_stays_under_the_github_comment_limit_and_says_what_it_left_out():
     many = [
-        divergence(f"env.vars.VAR_{i:05d}", left="x" * 300, right="y" * 300, severity="low") for i in range(3000)
+        divergence(f"env.vars.VAR_{i:05d}", left="x" * 300, right="y" * 300, severity="low")
+        for i in range(3000)
     ]
-    urgent = divergence("credentials.aws.resolved_source", left="web_identity", right="none", severity="critical")
+    urgent = divergence(
+        "credentials.aws.resolved_source", left="web_identity", right="none", severity="critical"
+    )
     result = check_result([pair([*many, urgent])])
     text = reports.render(result, "markdown")
     assert len(text) <= GITHUB_COMMENT_LIMIT
@@ -385,23 +464,27 @@ def test_markdown_stays_under_the_github_comment_limit_and_says_what_it_left_out
 def test_html_is_one_self_contained_page_with_filters(broken):
     page = reports.render(broken, "html")
     assert page.startswith("<!DOCTYPE html>")
-    assert not re.search(r"<link\b|\bsrc=|https?://(?!www\.w3\.org)", page.replace(CONTENT_SECURITY_POLICY, ""))
+    assert not re.search(
+        r"<link\b|\bsrc=|https?://(?!www\.w3\.org)", page.replace(CONTENT_SECURITY_POLICY, "")
+    )
     for severity in SEVERITIES:
         assert f'data-filter="severity" value="{severity}"' in page
     for category in ("env", "hyperparameters", "identity", "network"):
         assert f'data-filter="category" value="{category}"' in page
     assert 'id="show-waived"' in page
-    rows = re.findall(r'<tr class="(divergence[^"]*)"[^>]*data-category="([^"]+)" data-severity="([^"]+)"', page)
+    rows = re.findall(
+        r'<tr class="(divergence[^"]*)"[^>]*data-category="([^"]+)" data-severity="([^"]+)"', page
+    )
     assert len(rows) == 5
     assert ("divergence waived", "identity", "low") in rows
     assert "waived by ml-platform until 2031-01-01: accepted until the uid migration" in page
-    assert "<th class=\"side\">left · k8s</th><th class=\"side\">right · sagemaker</th>" in page
+    assert '<th class="side">left · k8s</th><th class="side">right · sagemaker</th>' in page
 
 
 def test_html_content_security_policy_admits_exactly_the_inline_style_and_script(broken):
     page = reports.render(broken, "html")
-    (style,) = re.findall(r"<style>(.*?)</style>", page, re.S)
-    (script,) = re.findall(r"<script>(.*?)</script>", page, re.S)
+    (style,) = re.findall(r"<style>(.*?)</style>", page, re.DOTALL)
+    (script,) = re.findall(r"<script>(.*?)</script>", page, re.DOTALL)
     for source, directive in ((style, "style-src"), (script, "script-src")):
         digest = base64.b64encode(hashlib.sha256(source.encode()).digest()).decode()
         assert f"{directive} 'sha256-{digest}'" in CONTENT_SECURITY_POLICY
@@ -449,7 +532,10 @@ def grouped_result() -> CheckResult:
                 ],
                 name="k8s~sagemaker",
             ),
-            pair([divergence("network.hostname", comparison="k8s~processing", severity="info")], name="k8s~processing"),
+            pair(
+                [divergence("network.hostname", comparison="k8s~processing", severity="info")],
+                name="k8s~processing",
+            ),
         ]
     )
 
@@ -481,13 +567,17 @@ def test_terminal_shows_hints_waivers_and_waiver_notes(broken):
     flat = " ".join(text.split())
     assert HOME_HINT in flat and HYPERPARAMETER_HINT in flat
     assert "waived by ml-platform until 2031-01-01: accepted until the uid migration" in flat
-    assert "unused waiver env.vars.LEGACY_* (owner data-eng, reason: old launcher) matched no divergence" in flat
+    assert (
+        "unused waiver env.vars.LEGACY_* (owner data-eng, reason: old launcher) matched no divergence" in flat
+    )
     assert "expired waiver metrics.statsd.host" in flat and "expired on 2024-01-01" in flat
 
 
 def test_terminal_colours_only_a_real_terminal_and_prints_the_same_content(broken):
     buffer = io.StringIO()
-    reports.print_terminal(broken, Console(file=buffer, force_terminal=True, color_system="standard", width=100))
+    reports.print_terminal(
+        broken, Console(file=buffer, force_terminal=True, color_system="standard", width=100)
+    )
     coloured = buffer.getvalue()
     assert "\x1b[" in coloured
     plain = reports.render(broken, "text")
@@ -529,7 +619,9 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=3) | st.dictionaries(texts, children, max_size=3),
     max_leaves=6,
 )
-waivers = st.builds(AppliedWaiver, reason=names, owner=names, expires=st.none() | st.dates(), expired=st.booleans())
+waivers = st.builds(
+    AppliedWaiver, reason=names, owner=names, expires=st.none() | st.dates(), expired=st.booleans()
+)
 divergences = st.builds(
     Divergence,
     id=st.text(alphabet="0123456789abcdef", min_size=8, max_size=16),
@@ -554,7 +646,11 @@ comparisons = st.builds(
     divergences=st.lists(divergences, max_size=5),
 )
 waiver_notes = st.builds(
-    WaiverNote, selector=names, reason=names, owner=names, expires=st.none() | st.dates(),
+    WaiverNote,
+    selector=names,
+    reason=names,
+    owner=names,
+    expires=st.none() | st.dates(),
     problem=st.sampled_from(["unused", "expired"]),
 )
 results = st.builds(
@@ -585,12 +681,20 @@ def test_every_format_renders_any_result_safely_and_consistently(result):
     xml = JUnitXml.fromstring(documents["junit"])
     unwaived = sum(len(comparison.unwaived) for comparison in result.comparisons)
     comparison_suites = [suite for suite in xml][: len(result.comparisons)]
-    assert sum(1 for suite in comparison_suites for case in suite for r in case.result if isinstance(r, Failure)) == unwaived
+    assert (
+        sum(1 for suite in comparison_suites for case in suite for r in case.result if isinstance(r, Failure))
+        == unwaived
+    )
 
     assert documents["html"].count("<script") == 1
     rendered = MarkdownIt("commonmark", {"html": True}).enable("table").render(documents["markdown"])
     assert "<script" not in rendered
-    assert all(len(row) == 6 for table in markdown_tables(documents["markdown"]) if table[0][0] == "path" for row in table)
+    assert all(
+        len(row) == 6
+        for table in markdown_tables(documents["markdown"])
+        if table[0][0] == "path"
+        for row in table
+    )
     assert documents["text"].rstrip().endswith(document["summary"]["verdict"])
 
 

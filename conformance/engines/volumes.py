@@ -127,7 +127,7 @@ def _header(name: str, kind: bytes, mode: int, uid: int, gid: int, mtime: int) -
 
 def _normalized(path: str) -> str:
     normalized = posixpath.normpath(path.lstrip("/"))
-    if normalized.startswith("..") or normalized == ".":
+    if normalized == "." or normalized == ".." or normalized.startswith("../"):
         raise VolumePathError(f"volume entry path {path!r} must name something inside the volume")
     return normalized
 

@@ -46,7 +46,9 @@ def render(result: CheckResult, fmt: str) -> str:
     try:
         renderer = _RENDERERS[fmt]
     except KeyError:
-        raise BadInput(None, "--format", f"unknown report format {fmt!r} (choose from {', '.join(FORMATS)})") from None
+        raise BadInput(
+            None, "--format", f"unknown report format {fmt!r} (choose from {', '.join(FORMATS)})"
+        ) from None
     return renderer(result)
 
 

@@ -18,7 +18,15 @@ import html
 from conformance.config import SEVERITIES
 from conformance.model import CheckResult, ComparisonResult, Divergence
 from conformance.reports.summary import ReportSummary, by_category, plural, summarize
-from conformance.reports.values import display_value, is_present, one_line, printable, waiver_note_text, waiver_text
+from conformance.reports.values import (
+    Side,
+    display_value,
+    is_present,
+    one_line,
+    printable,
+    waiver_note_text,
+    waiver_text,
+)
 
 STYLE = """
 :root { --fg: #1f2328; --muted: #656d76; --line: #d0d7de; --pass: #1a7f37; --fail: #cf222e; --bg-alt: #f6f8fa; }
@@ -89,7 +97,9 @@ SCRIPT = """
 
 
 def _csp_hash(source: str) -> str:
-    return "'sha256-" + base64.b64encode(hashlib.sha256(source.encode("utf-8")).digest()).decode("ascii") + "'"
+    return (
+        "'sha256-" + base64.b64encode(hashlib.sha256(source.encode("utf-8")).digest()).decode("ascii") + "'"
+    )
 
 
 CONTENT_SECURITY_POLICY = (
@@ -103,7 +113,7 @@ def h(text: str) -> str:
     return html.escape(printable(text), quote=True)
 
 
-def _value_cell(divergence: Divergence, side: str) -> str:
+def _value_cell(divergence: Divergence, side: Side) -> str:
     if not is_present(divergence, side):
         return '<td><span class="absent">(absent)</span></td>'
     return f'<td><code class="value">{h(display_value(divergence, side))}</code></td>'
@@ -139,7 +149,7 @@ def _comparison_section(index: int, comparison: ComparisonResult) -> str:
     else:
         status = (
             f'<span class="status fail">✗ {plural(len(comparison.unwaived), "unwaived divergence")}'
-            f'{f", {waived} waived" if waived else ""}</span>'
+            f"{f', {waived} waived' if waived else ''}</span>"
         )
     if comparison.kind == "pair":
         sides = f"left <code>{h(comparison.left)}</code> · right <code>{h(comparison.right)}</code>"
@@ -200,7 +210,11 @@ def _totals(summary: ReportSummary) -> str:
         ("waived", summary.waived),
     ]
     cards += [(f"{severity} (unwaived)", summary.by_severity[severity].unwaived) for severity in SEVERITIES]
-    return '<div class="totals">' + "".join(f"<div><b>{count}</b>{h(label)}</div>" for label, count in cards) + "</div>"
+    return (
+        '<div class="totals">'
+        + "".join(f"<div><b>{count}</b>{h(label)}</div>" for label, count in cards)
+        + "</div>"
+    )
 
 
 def render_html(result: CheckResult) -> str:

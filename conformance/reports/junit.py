@@ -67,7 +67,9 @@ def _set_counts(element: ET.Element, tests: int, failures: int, skipped: int | N
         element.set("skipped", str(skipped))
 
 
-def _comparison_suite(root: ET.Element, comparison: ComparisonResult, categories: list[str], timestamp: str):
+def _comparison_suite(
+    root: ET.Element, comparison: ComparisonResult, categories: list[str], timestamp: str
+) -> ET.Element:
     suite = _testsuite(root, comparison.name, timestamp)
     properties = ET.SubElement(suite, "properties")
     for key in ("kind", "left", "right"):
@@ -82,7 +84,10 @@ def _comparison_suite(root: ET.Element, comparison: ComparisonResult, categories
         unwaived = [d for d in divergences if not d.waived]
         for divergence in unwaived:
             failure = ET.SubElement(
-                case, "failure", message=f"{printable(divergence.path)} {divergence.kind}", type=divergence.kind
+                case,
+                "failure",
+                message=f"{printable(divergence.path)} {divergence.kind}",
+                type=divergence.kind,
             )
             failure.text = _failure_text(divergence)
         waived = [d for d in divergences if d.waived]
@@ -95,16 +100,20 @@ def _comparison_suite(root: ET.Element, comparison: ComparisonResult, categories
     return suite
 
 
-def _waivers_suite(root: ET.Element, notes: list[WaiverNote], timestamp: str):
+def _waivers_suite(root: ET.Element, notes: list[WaiverNote], timestamp: str) -> ET.Element:
     suite = _testsuite(root, WAIVERS_SUITE, timestamp)
     for note in notes:
-        case = ET.SubElement(suite, "testcase", name=printable(note.selector), classname=WAIVERS_SUITE, time="0")
+        case = ET.SubElement(
+            suite, "testcase", name=printable(note.selector), classname=WAIVERS_SUITE, time="0"
+        )
         if note.problem == "expired":
-            ET.SubElement(case, "failure", message=f"waiver expired on {note.expires}", type="expired_waiver").text = (
-                waiver_note_text(note)
-            )
+            ET.SubElement(
+                case, "failure", message=f"waiver expired on {note.expires}", type="expired_waiver"
+            ).text = waiver_note_text(note)
         else:
-            ET.SubElement(case, "skipped", message="waiver matched no divergence").text = waiver_note_text(note)
+            ET.SubElement(case, "skipped", message="waiver matched no divergence").text = waiver_note_text(
+                note
+            )
     expired = sum(1 for note in notes if note.problem == "expired")
     _set_counts(suite, tests=len(notes), failures=expired, skipped=len(notes) - expired)
     return suite

@@ -32,7 +32,9 @@ TABLE_HEADER = ["| path | kind | left | right | severity | hint |", "|---|---|--
 # Keeps the verdict, the waiver notes and the "not shown" line inside the limit with room to spare.
 _SAFETY_MARGIN = 256
 
-_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]<>()#+!|~&$])")
+# The characters that start emphasis, code, links, HTML, entities, strikethrough, math or a cell break
+# anywhere in a line (line-start syntax cannot occur: escaped text never starts a line).
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]<>#|~&$])")
 _BACKTICK_RUN = re.compile(r"`+")
 
 
@@ -51,7 +53,9 @@ def md_code(text: str) -> str:
 
 def _severity_cell(divergence: Divergence) -> str:
     severity = (
-        f"**{divergence.severity}**" if SEVERITY_RANK[divergence.severity] <= SEVERITY_RANK["high"] else divergence.severity
+        f"**{divergence.severity}**"
+        if SEVERITY_RANK[divergence.severity] <= SEVERITY_RANK["high"]
+        else divergence.severity
     )
     waiver = divergence.waiver
     if waiver is None:
@@ -85,7 +89,9 @@ def _waiver_note_line(note: WaiverNote) -> str:
     marker = "❌ **expired**" if note.problem == "expired" else "⚠️ unused"
     selector, owner = (md_code(shorten(text, VALUE_LIMIT)) for text in (note.selector, note.owner))
     reason = md_text(shorten(note.reason, VALUE_LIMIT))
-    return f"- {marker} waiver {selector} (owner {owner}, reason: {reason}): {md_text(waiver_note_action(note))}"
+    return (
+        f"- {marker} waiver {selector} (owner {owner}, reason: {reason}): {md_text(waiver_note_action(note))}"
+    )
 
 
 class _Document:
@@ -108,10 +114,14 @@ class _Document:
         self.lines.extend(lines)
         self.used += self.cost(lines)
 
-    def add_category(self, comparison: ComparisonResult, category: str, divergences: list[Divergence]) -> bool:
+    def add_category(self, category: str, divergences: list[Divergence]) -> bool:
         """Add as many of the category's divergences as fit; False once something had to be left out."""
         unwaived = sum(1 for d in divergences if not d.waived)
-        header = ["", f"#### {md_text(category)} — {plural(len(divergences), 'divergence')}, {unwaived} unwaived", ""]
+        header = [
+            "",
+            f"#### {md_text(category)} — {plural(len(divergences), 'divergence')}, {unwaived} unwaived",
+            "",
+        ]
         header += TABLE_HEADER
         rows: list[str] = []
         hint_numbers: dict[str, int] = {}
@@ -138,7 +148,11 @@ class _Document:
     def add_comparison(self, comparison: ComparisonResult) -> bool:
         """Add the comparison's summary and divergences; False once something had to be left out."""
         waived = len(comparison.divergences) - len(comparison.unwaived)
-        status = "✅ passes" if comparison.passed else f"❌ {plural(len(comparison.unwaived), 'unwaived divergence')}"
+        status = (
+            "✅ passes"
+            if comparison.passed
+            else f"❌ {plural(len(comparison.unwaived), 'unwaived divergence')}"
+        )
         sides = (
             f"{md_code(comparison.left)} ↔ {md_code(comparison.right)}"
             if comparison.kind == "pair"
@@ -147,7 +161,10 @@ class _Document:
         section = ["", f"### {md_code(comparison.name)} — {status}, {waived} waived", "", sides, ""]
         grouped = by_category(comparison)
         if grouped:
-            section += ["| category | divergences | unwaived | waived | most severe unwaived |", "|---|--:|--:|--:|---|"]
+            section += [
+                "| category | divergences | unwaived | waived | most severe unwaived |",
+                "|---|--:|--:|--:|---|",
+            ]
             for category, divergences in grouped:
                 unwaived = [d for d in divergences if not d.waived]
                 worst = min((d.severity for d in unwaived), key=SEVERITY_RANK.__getitem__, default="—")
@@ -160,7 +177,7 @@ class _Document:
         if not self.fits(self.cost(section)):
             return False
         self.add(section)
-        return all(self.add_category(comparison, category, divergences) for category, divergences in grouped)
+        return all(self.add_category(category, divergences) for category, divergences in grouped)
 
 
 def render_markdown(result: CheckResult, limit: int = GITHUB_COMMENT_LIMIT) -> str:
@@ -181,7 +198,9 @@ def render_markdown(result: CheckResult, limit: int = GITHUB_COMMENT_LIMIT) -> s
     for shown, note in enumerate(result.waiver_notes):
         line = _waiver_note_line(note)
         if not document.fits(_Document.cost([line])):
-            waivers.append(f"- {len(result.waiver_notes) - shown} more waiver notes not shown — see report.json")
+            waivers.append(
+                f"- {len(result.waiver_notes) - shown} more waiver notes not shown — see report.json"
+            )
             break
         waivers.append(line)
         document.used += _Document.cost([line])

@@ -34,7 +34,9 @@ class ReportSummary(_Strict):
     """Counts computed from the check result; the JSON report carries them under `summary`."""
 
     verdict: str = Field(description="the one-line verdict every report ends or starts with")
-    passed: bool = Field(description="true when no comparison has an unwaived divergence and no waiver expired")
+    passed: bool = Field(
+        description="true when no comparison has an unwaived divergence and no waiver expired"
+    )
     exit_code: Literal[0, 1] = Field(description="what `parity check` exits with for this result")
     comparisons: int
     failed_comparisons: int
@@ -91,7 +93,10 @@ def by_category(comparison: ComparisonResult) -> list[tuple[str, list[Divergence
         ranks = [SEVERITY_RANK[d.severity] for d in groups[category] if not d.waived]
         return (min(ranks) if ranks else len(SEVERITIES), _category_sort_key(category))
 
-    return [(category, sorted(groups[category], key=divergence_sort_key)) for category in sorted(groups, key=urgency)]
+    return [
+        (category, sorted(groups[category], key=divergence_sort_key))
+        for category in sorted(groups, key=urgency)
+    ]
 
 
 def categories_of(result: CheckResult) -> list[str]:

@@ -17,7 +17,14 @@ from rich.tree import Tree
 
 from conformance.model import CheckResult, ComparisonResult, Divergence
 from conformance.reports.summary import by_category, plural, verdict
-from conformance.reports.values import display_value, one_line, printable, shorten, waiver_note_text, waiver_text
+from conformance.reports.values import (
+    display_value,
+    one_line,
+    printable,
+    shorten,
+    waiver_note_text,
+    waiver_text,
+)
 
 VALUE_LIMIT = 160
 TEXT_WIDTH = 100
@@ -51,7 +58,10 @@ def _comparison_label(comparison: ComparisonResult) -> Text:
 def _divergence_block(divergence: Divergence) -> Text:
     style = "dim" if divergence.waived else ""
     block = Text(style=style)
-    block.append(f"{divergence.severity.upper():<8}", style="dim" if divergence.waived else SEVERITY_STYLES[divergence.severity])
+    block.append(
+        f"{divergence.severity.upper():<8}",
+        style="dim" if divergence.waived else SEVERITY_STYLES[divergence.severity],
+    )
     block.append(f" {divergence.kind:<12} ")
     block.append(printable(divergence.path), style="bold")
     block.append(f"  {printable(divergence.id)}", style="dim")
@@ -66,7 +76,9 @@ def _divergence_block(divergence: Divergence) -> Text:
         block.append(one_line(divergence.rule))
     if divergence.waiver:
         block.append("\n  ")
-        block.append(waiver_text(divergence.waiver), style="bold red" if divergence.waiver.expired else "magenta")
+        block.append(
+            waiver_text(divergence.waiver), style="bold red" if divergence.waiver.expired else "magenta"
+        )
     return block
 
 
@@ -97,7 +109,9 @@ def renderables(result: CheckResult) -> list[RenderableType]:
     if result.waiver_notes:
         notes = Tree(Text("waivers", style="bold"), guide_style="dim")
         for note in result.waiver_notes:
-            notes.add(Text(waiver_note_text(note), style="bold red" if note.problem == "expired" else "yellow"))
+            notes.add(
+                Text(waiver_note_text(note), style="bold red" if note.problem == "expired" else "yellow")
+            )
         parts.append(notes)
     parts.append(Text(verdict(result), style="bold green" if result.passed else "bold red"))
     return parts

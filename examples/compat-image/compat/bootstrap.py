@@ -40,6 +40,7 @@ import os
 import pwd
 import re
 import secrets
+import select
 import subprocess
 import sys
 import time
@@ -60,7 +61,7 @@ import statsd_relay  # noqa: E402
 BOOTSTRAP_ENV = "COMPAT_BOOTSTRAP"
 BREAK_ENV = "COMPAT_BREAK"
 COMPAT_ENV_PREFIX = "COMPAT_"
-BREAKS_FILE = Path(os.environ.get("COMPAT_BREAKS_FILE", COMPAT_HOME / "breaks.json"))
+BREAKS_FILE = COMPAT_HOME / "breaks.json"
 DOCUMENT_VERSION = 1
 
 # Where SageMaker reads a failed container's reason (sagemaker-contract.md §1 "Stopping and exit codes",
@@ -89,6 +90,7 @@ CREDENTIAL_PROVIDERS_ON_SAGEMAKER = {
         "software.amazon.awssdk.auth.credentials.ContainerCredentialsProvider",
 }
 SPARK_DEFAULTS = "spark-defaults.conf"
+RELAY_START_SECONDS = 10
 
 
 class CompatError(Exception):
@@ -524,17 +526,24 @@ def start_metrics_relay(metrics: Metrics, run_as: Identity) -> str:
         raise CompatError(f"metrics relay: {exc.strerror or exc}") from None
     if not listeners:
         return f"metrics go straight to the gateway {metrics.gateway}"
-    command = [sys.executable, "-I", "-B", str(COMPAT_HOME / "statsd_relay.py"), "--forward", metrics.gateway]
+    ready_read, ready_write = os.pipe()
+    command = [sys.executable, "-I", "-B", str(COMPAT_HOME / "statsd_relay.py"), "--forward", metrics.gateway,
+               "--ready-fd", str(ready_write)]
     for sock in listeners:
         command += ["--listen-fd", str(sock.fileno())]
     subprocess.Popen(
-        command, pass_fds=[sock.fileno() for sock in listeners], env={}, stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, user=run_as.uid, group=run_as.gid, extra_groups=list(run_as.groups),
-        start_new_session=True,
+        command, pass_fds=[ready_write, *(sock.fileno() for sock in listeners)], env={},
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, user=run_as.uid, group=run_as.gid,
+        extra_groups=list(run_as.groups), start_new_session=True,
     )
+    os.close(ready_write)
     bound = ", ".join(f"{sock.getsockname()[0]}:{sock.getsockname()[1]}" for sock in listeners)
     for sock in listeners:
         sock.close()
+    # User code may send its first metric at once: start it only when the relay is serving.
+    with os.fdopen(ready_read, "rb") as ready:
+        if not select.select([ready], [], [], RELAY_START_SECONDS)[0] or ready.read(1) != b"1":
+            raise CompatError(f"metrics relay on {bound} did not start within {RELAY_START_SECONDS} s")
     return f"metrics relay {bound} -> {metrics.gateway}"
 
 
@@ -567,7 +576,9 @@ def resolve_identity(context: SecurityContext, workload_user: str) -> Identity:
     except KeyError:
         entry = None  # an arbitrary uid: no name, HOME=/ and gid 0 unless runAsGroup says otherwise
     gid = context.run_as_group if context.run_as_group is not None else (entry.pw_gid if entry else 0)
-    groups = set(context.supplemental_groups)
+    # The primary group is listed among the supplementary ones, as containerd and Docker do since the
+    # fix for CVE-2023-25173 (GHSA-hmfx-3pcx-653p); then fsGroup and supplementalGroups (§3).
+    groups = {gid, *context.supplemental_groups}
     if context.fs_group is not None:
         groups.add(context.fs_group)
     if entry is not None:  # supplementalGroupsPolicy Merge: the image's /etc/group memberships too
@@ -585,7 +596,7 @@ def resolve_identity(context: SecurityContext, workload_user: str) -> Identity:
 def setpriv_command(identity: Identity, command: list[str]) -> list[str]:
     """util-linux setpriv switching to `identity` and exec'ing `command` (the environment is left alone)."""
     argv = ["setpriv", f"--reuid={identity.uid}", f"--regid={identity.gid}"]
-    argv.append(f"--groups={','.join(map(str, identity.groups))}" if identity.groups else "--clear-groups")
+    argv.append(f"--groups={','.join(map(str, identity.groups))}")
     if identity.no_new_privs:
         argv.append("--no-new-privs")
     if "ALL" in identity.drop_capabilities:
@@ -616,9 +627,9 @@ def known_breaks(path: Path = BREAKS_FILE) -> list[str]:
     return [entry["name"] for entry in json.loads(path.read_text(encoding="utf-8"))["breaks"]]
 
 
-def active_break(env: dict[str, str]) -> str | None:
+def active_break(env: dict[str, str], catalog: Path = BREAKS_FILE) -> str | None:
     name = env.get(BREAK_ENV) or None
-    if name is not None and name not in (names := known_breaks()):
+    if name is not None and name not in (names := known_breaks(catalog)):
         raise CompatError(f"{BREAK_ENV}={name!r} is not a known break (known: {', '.join(names)})")
     return name
 

@@ -8,6 +8,7 @@ Two uses of one program:
     STATSD_HOST/DD_AGENT_HOST keep their Kubernetes values.
 
     python3 statsd_relay.py (--listen HOST:PORT | --listen-fd FD)... [--forward HOST:PORT] [--echo]
+                            [--ready-fd FD]
 
 Standard library only. A datagram that cannot be forwarded is counted and reported on stderr, never fatal:
 metrics are best-effort, as they are over UDP anyway.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import selectors
 import socket
 import sys
@@ -67,15 +69,20 @@ def bind_udp(host: str, port: int, skip: set[tuple] = frozenset()) -> list[socke
     return sockets
 
 
-def relay(listeners: list[socket.socket], forward: tuple[int, tuple] | None, echo: bool) -> None:
+def relay(listeners: list[socket.socket], forward: tuple[int, tuple] | None, echo: bool,
+          ready_fd: int | None = None) -> None:
     """Serve until killed: every datagram is echoed to stdout and/or sent on to `forward` (family, sockaddr).
 
-    The gateway is resolved once, at start-up, like the StatsD clients themselves do.
+    The gateway is resolved once, at start-up, like the StatsD clients themselves do. `ready_fd` gets one
+    byte and is closed once datagrams are being served.
     """
     selector = selectors.DefaultSelector()
     for sock in listeners:
         selector.register(sock, selectors.EVENT_READ)
     outbound = socket.socket(forward[0], socket.SOCK_DGRAM) if forward else None
+    if ready_fd is not None:
+        os.write(ready_fd, b"1")
+        os.close(ready_fd)
     failures = 0
     while True:
         for key, _ in selector.select():
@@ -100,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="an inherited, already bound UDP socket (repeatable)")
     parser.add_argument("--forward", metavar="HOST:PORT", help="the metrics gateway to pass datagrams to")
     parser.add_argument("--echo", action="store_true", help="print every datagram to stdout")
+    parser.add_argument("--ready-fd", type=int, metavar="FD", help="write one byte here once serving")
     args = parser.parse_args(argv)
     try:
         forward = resolve_udp(*split_address(args.forward))[0] if args.forward else None
@@ -116,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         print("statsd-relay: nothing to do with the datagrams (give --forward and/or --echo)", file=sys.stderr)
         return 2
     try:
-        relay(listeners, forward, args.echo)
+        relay(listeners, forward, args.echo, args.ready_fd)
     except KeyboardInterrupt:
         pass
     return 0
