@@ -145,6 +145,27 @@ def check(
     )
 
 
+@cli.command()
+@config_option
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), help="where the certificate goes")
+@click.option(
+    "--verify",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="re-check every digest of an existing certificate.json instead of certifying",
+)
+@click.option(
+    "--snapshots",
+    "snapshots_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="certify stored snapshots (<target>.json) instead of running the targets",
+)
+def certify(config_path: Path, out_dir: Path | None, verify: Path | None, snapshots_dir: Path | None) -> None:
+    """Check, then write a cutover certificate (JSON + Markdown) and every report."""
+    from conformance.certify import certify_command
+
+    sys.exit(certify_command(config_path=config_path, out_dir=out_dir, verify=verify, snapshots_dir=snapshots_dir))
+
+
 @cli.command(name="schema")
 @click.argument("which", type=click.Choice(["snapshot", "config", "report"]))
 def schema_command(which: str) -> None:

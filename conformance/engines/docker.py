@@ -69,6 +69,7 @@ from conformance.engines.reaper import (
     LABEL_RUN,
     LABEL_TARGET,
     LIVE_RUNS,
+    concurrently,
     install_interrupt_handlers,
     remove_run_resources,
 )
@@ -176,12 +177,17 @@ class _PlanRun:
         self._create_volumes()
         if self._needs_holder():
             self.holder = self._start_holder()
-        self._stage_volumes()
+            self._stage_volumes(self.holder, STAGE_DIR, self._staged_by_index())
         for init in self.plan.init_containers:
             self._run_init(init)
         for sidecar in self.plan.sidecars:
             self._start(self._create(sidecar, role="sidecar"))
-        return self._run_main(main_image, probe_mounts)
+        plan = self.plan
+        command = (plan.main.command or [plan.probe_as]) if plan.probe_as else PROBE_COMMAND
+        main = self._create(plan.main, role="main", command=command, extra_mounts=probe_mounts)
+        if self.holder is None:
+            self._stage_without_holder(main)
+        return self._run_main(main, main_image)
 
     def _cleanup(self, report_failure: bool) -> None:
         problem = None
@@ -263,12 +269,13 @@ class _PlanRun:
         return [with_sub_path_dirs(volume, missing.get(volume.name, ())) for volume in self.plan.volumes]
 
     def _create_volumes(self) -> None:
-        for index, volume in enumerate(self.volumes):
+        def create(indexed: tuple[int, Volume]):
+            index, volume = indexed
             options: dict[str, Any] = {}
             if volume.medium == "memory":
                 size = f"size={volume.size_bytes}" if volume.size_bytes else ""
                 options = {"type": "tmpfs", "device": "tmpfs", "o": size}
-            created = self._docker(
+            return self._docker(
                 f"create volume {volume.name}",
                 self.client.volumes.create,
                 name=f"parity-{self.run_id[:12]}-{index}",
@@ -276,6 +283,8 @@ class _PlanRun:
                 driver_opts=options,
                 labels={**self.labels, LABEL_ROLE: "volume", "org.parity.volume": volume.name},
             )
+
+        for volume, created in zip(self.volumes, concurrently(create, list(enumerate(self.volumes)))):
             self.volume_names[volume.name] = created.name
             self.volume_mountpoints[volume.name] = created.attrs["Mountpoint"]
 
@@ -307,25 +316,36 @@ class _PlanRun:
         self._start(holder)
         return holder
 
-    def _stage_volumes(self) -> None:
-        """Write every volume's content in one archive, through the holder or a never-started container."""
+    def _staged_by_index(self) -> list[tuple[str, Volume]]:
+        return [(str(index), volume) for index, volume in enumerate(self.volumes)]
+
+    def _stage_without_holder(self, main: DockerContainer) -> None:
+        """Populate the volumes through the created, not yet started, main container when it mounts every
+        volume read-write as a whole on a writable root (a SageMaker job), else through a never-started
+        staging container (the daemon refuses to extract into read-only mounts)."""
         if not self.volumes:
             return
-        stager = self.holder
-        if stager is None:
-            stager = self._create_raw(
-                role="stager", name="stager", image=self.plan.main.image, entrypoint=["true"], command=[],
-                network_mode="none", mounts=self._stage_mounts(),
-            )
+        targets = {m.volume: m.target for m in self.plan.main.mounts if not m.sub_path and not m.read_only}
+        if not self.plan.main.read_only_rootfs and all(volume.name in targets for volume in self.volumes):
+            self._stage_volumes(main, "/", [(targets[v.name].strip("/"), v) for v in self.volumes])
+            return
+        stager = self._create_raw(
+            role="stager", name="stager", image=self.plan.main.image, entrypoint=["true"], command=[],
+            network_mode="none", mounts=self._stage_mounts(),
+        )
+        self._stage_volumes(stager, STAGE_DIR, self._staged_by_index())
+        self._docker("remove the staging container", stager.remove, force=True)
+
+    def _stage_volumes(self, container: DockerContainer, directory: str, volumes: list[tuple[str, Volume]]) -> None:
+        """Write the volumes' content as one archive extracted in `directory` of `container`, where each
+        volume is mounted at its dirname (the archive's directory entry for it sets the volume root)."""
         with tempfile.TemporaryFile() as archive:
             try:
-                write_volumes_archive(archive, [(str(index), volume) for index, volume in enumerate(self.volumes)])
+                write_volumes_archive(archive, volumes)
             except VolumePathError as exc:
                 raise self._plan_error("volumes", str(exc)) from None
             archive.seek(0)
-            self._docker("populate the volumes", stager.put_archive, STAGE_DIR, archive)
-        if stager is not self.holder:
-            self._docker("remove the staging container", stager.remove, force=True)
+            self._docker("populate the volumes", container.put_archive, directory, archive)
 
     # -- containers --------------------------------------------------------------------------------
 
@@ -421,10 +441,8 @@ class _PlanRun:
                 self._logs_tail(container),
             )
 
-    def _run_main(self, main_image: Image, probe_mounts: list[Mount]) -> RunOutcome:
+    def _run_main(self, container: DockerContainer, main_image: Image) -> RunOutcome:
         plan = self.plan
-        command = (plan.main.command or [plan.probe_as]) if plan.probe_as else PROBE_COMMAND
-        container = self._create(plan.main, role="main", command=command, extra_mounts=probe_mounts)
         self._start(container)
         exit_code = self._wait(container, what="probe")
         output = self._docker("read the probe's output", container.logs, stdout=True, stderr=False)

@@ -97,10 +97,11 @@ def build_plan(target_name: str, target: TargetConfig, loaded: LoadedConfig,
 
     # Everything the manifests alone decide is checked first, so a manifest error never waits on Docker.
     roles, notes = _container_roles(pod, main_index)
-    prepared = [_prepare(container, path, role, pod, manifests, service_env, allocatable, volumes)
+    prepared = [_prepare(container, path, role, pod, manifests, service_env, allocatable, volumes,
+                         target.image if role == "main" else options.images.get(container.image, container.image))
                 for container, path, role in roles]
-    users = image_users(container.image for container, _, _ in roles)
-    planned = [_plan_container(preparation, users.get(preparation.container.image, ""), pod, options)
+    users = image_users(preparation.image for preparation in prepared)
+    planned = [_plan_container(preparation, users.get(preparation.image, ""), pod, options)
                for preparation in prepared]
     init_containers = [c for c in planned if c.role == "init"]
     sidecars = [c for c in planned if c.role == "sidecar"]
@@ -242,6 +243,7 @@ class _Prepared:
     container: k8s.V1Container
     path: str
     role: str
+    image: str
     environment: list[tuple[str, str]]
     command: list[str] | None
     args: list[str] | None
@@ -250,15 +252,17 @@ class _Prepared:
 
 
 def _prepare(container: k8s.V1Container, path: str, role: str, pod: PodFacts, manifests: ManifestSet,
-             service_env: dict[str, str], allocatable: dict[str, str], volumes: dict[str, PodVolume]) -> _Prepared:
+             service_env: dict[str, str], allocatable: dict[str, str], volumes: dict[str, PodVolume],
+             image: str | None) -> _Prepared:
     bad = pod.workload.bad
-    if not container.image:
+    if not image:
         raise bad(f"{path}.image", "required")
     environment = container_env(container, path, pod, manifests, service_env, allocatable)
     return _Prepared(
         container=container,
         path=path,
         role=role,
+        image=image,
         environment=environment,
         command=_expand_all(container.command, environment, bad, f"{path}.command"),
         args=_expand_all(container.args, environment, bad, f"{path}.args"),
@@ -269,14 +273,14 @@ def _prepare(container: k8s.V1Container, path: str, role: str, pod: PodFacts, ma
 
 def _plan_container(prepared: _Prepared, image_user: str, pod: PodFacts, options: KubernetesOptions) -> Container:
     container, path = prepared.container, prepared.path
-    security = runtime_security(container, path, pod, image_user, options.seccomp_default)
+    security = runtime_security(container, path, pod, prepared.image, image_user, options.seccomp_default)
     resources = prepared.resources
     entrypoint = prepared.command
     if prepared.role == "main" and options.probe_replaces == "command":
         entrypoint = [] if container.command else None
     return Container(
         name=container.name,
-        image=container.image,
+        image=prepared.image,
         role=prepared.role,
         entrypoint=entrypoint,
         command=prepared.args,

@@ -27,19 +27,20 @@ from conformance.errors import BadInput
 
 Model = TypeVar("Model", bound=BaseModel)
 
-# kind -> (apiVersion, model, path of the pod template inside the object)
-WORKLOAD_KINDS: dict[str, tuple[str, type[BaseModel], tuple[str, ...]]] = {
-    "Pod": ("v1", k8s.V1Pod, ()),
-    "Deployment": ("apps/v1", k8s.V1Deployment, ("spec", "template")),
-    "StatefulSet": ("apps/v1", k8s.V1StatefulSet, ("spec", "template")),
-    "Job": ("batch/v1", k8s.V1Job, ("spec", "template")),
-    "CronJob": ("batch/v1", k8s.V1CronJob, ("spec", "jobTemplate", "spec", "template")),
+# kind -> (apiVersion, model name, path of the pod template inside the object). Models are looked up by
+# name when a manifest uses them: each pulls in a large pydantic schema, so unused kinds cost nothing.
+WORKLOAD_KINDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "Pod": ("v1", "V1Pod", ()),
+    "Deployment": ("apps/v1", "V1Deployment", ("spec", "template")),
+    "StatefulSet": ("apps/v1", "V1StatefulSet", ("spec", "template")),
+    "Job": ("batch/v1", "V1Job", ("spec", "template")),
+    "CronJob": ("batch/v1", "V1CronJob", ("spec", "jobTemplate", "spec", "template")),
 }
-RESOURCE_KINDS: dict[str, type[BaseModel]] = {
-    "ConfigMap": k8s.V1ConfigMap,
-    "Secret": k8s.V1Secret,
-    "ServiceAccount": k8s.V1ServiceAccount,
-    "Service": k8s.V1Service,
+RESOURCE_KINDS: dict[str, str] = {
+    "ConfigMap": "V1ConfigMap",
+    "Secret": "V1Secret",
+    "ServiceAccount": "V1ServiceAccount",
+    "Service": "V1Service",
 }
 # Kinds that change nothing a container observes; accepted in a manifest set and skipped.
 INERT_KINDS = frozenset({
@@ -143,7 +144,8 @@ def load_manifests(spec_file: Path, resource_files: list[Path], namespace_option
                     raise origin.bad("kind", f"a {kind} belongs in the target's `spec` file, not in `resources`")
                 workloads.append(_load_workload(kind, document, origin))
             elif kind in RESOURCE_KINDS:
-                resources.append((kind, Loaded(_validate(RESOURCE_KINDS[kind], document, origin, "v1"), origin)))
+                model = getattr(k8s, RESOURCE_KINDS[kind])
+                resources.append((kind, Loaded(_validate(model, document, origin, "v1"), origin)))
             elif kind not in INERT_KINDS:
                 known = ", ".join(list(WORKLOAD_KINDS) + list(RESOURCE_KINDS))
                 raise origin.bad("kind", f"kind {kind!r} is not understood here (known: {known})")
@@ -207,8 +209,8 @@ def _documents(path: Path) -> list[tuple[Origin, dict]]:
 
 
 def _load_workload(kind: str, document: dict, origin: Origin) -> Workload:
-    api_version, model, template_path = WORKLOAD_KINDS[kind]
-    obj = _validate(model, document, origin, api_version)
+    api_version, model_name, template_path = WORKLOAD_KINDS[kind]
+    obj = _validate(getattr(k8s, model_name), document, origin, api_version)
     template: Any = obj
     for part in template_path:
         template = getattr(template, _python_name(type(template), part))

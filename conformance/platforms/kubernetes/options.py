@@ -37,6 +37,11 @@ class KubernetesOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     container: str | None = Field(None, description="the workload container (default: the first container)")
+    images: dict[str, str] = Field(
+        default_factory=dict,
+        description="manifest image -> local image, for init and sidecar containers (the workload container "
+        "always runs the target's image)",
+    )
     namespace: str | None = Field(None, description="overrides metadata.namespace (default: 'default')")
     pod_name: str | None = Field(None, description="overrides the pod name a controller would generate")
     pod_uid: str | None = Field(None, description="metadata.uid (default: derived from namespace/name)")

@@ -80,7 +80,7 @@ def fs_user_from(spec: k8s.V1PodSpec) -> int | None:
     return users.pop() if len(users) == 1 and None not in users else None
 
 
-def runtime_security(container: k8s.V1Container, path: str, pod: PodFacts, image_user: str,
+def runtime_security(container: k8s.V1Container, path: str, pod: PodFacts, image: str, image_user: str,
                      seccomp_default: bool) -> RuntimeSecurity:
     bad = pod.workload.bad
     pod_sc = pod.spec.security_context or k8s.V1PodSecurityContext()
@@ -95,7 +95,7 @@ def runtime_security(container: k8s.V1Container, path: str, pod: PodFacts, image
             raise bad(where, f"the image has non-numeric user ({user}); kubelet cannot verify it is non-root and "
                       "would not start the container — set runAsUser")
         if sc.run_as_user is None and int(user) == 0:
-            raise bad(where, f"the image {container.image} will run as root: kubelet would not start the container")
+            raise bad(where, f"the image {image} will run as root: kubelet would not start the container")
     if sc.run_as_group is not None:
         user = f"{user}:{sc.run_as_group}"
     if pod_sc.supplemental_groups_policy not in (None, "Merge"):
