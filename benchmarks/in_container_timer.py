@@ -1,10 +1,12 @@
-"""Runs inside the benchmark container: time commands as child processes and read each one's peak RSS.
+"""Runs inside the benchmark container: time commands as child processes, read their CPU time and peak RSS.
 
     python3 timer.py RUNS '["python3", "-c", "pass"]' '["python3", "probe.py", ...]'
 
 The commands alternate (after one untimed warm-up each) so drift affects both alike. Each child's wall
-time is measured around fork/exec/wait and its peak RSS comes from os.wait4's rusage (kilobytes on Linux).
-Prints {"bare": {"wall_ms": [...], "maxrss_kb": [...]}, "probe": {...}} as JSON. Standard library only.
+time is measured around fork/exec/wait; its CPU time (user + system, less sensitive than wall time to
+other load on the machine) and peak RSS (kilobytes on Linux) come from os.wait4's rusage.
+Prints {"bare": {"wall_ms": [...], "cpu_ms": [...], "maxrss_kb": [...]}, "probe": {...}} as JSON.
+Standard library only.
 """
 
 import json
@@ -22,19 +24,20 @@ def timed_run(command):
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         raise SystemExit(f"{command} exited with {child.returncode}")
-    return elapsed_ms, usage.ru_maxrss
+    return elapsed_ms, (usage.ru_utime + usage.ru_stime) * 1000, usage.ru_maxrss
 
 
 def main():
     runs = int(sys.argv[1])
     commands = {"bare": json.loads(sys.argv[2]), "probe": json.loads(sys.argv[3])}
-    results = {name: {"wall_ms": [], "maxrss_kb": []} for name in commands}
+    results = {name: {"wall_ms": [], "cpu_ms": [], "maxrss_kb": []} for name in commands}
     for command in commands.values():
         timed_run(command)
     for _ in range(runs):
         for name, command in commands.items():
-            wall_ms, maxrss_kb = timed_run(command)
+            wall_ms, cpu_ms, maxrss_kb = timed_run(command)
             results[name]["wall_ms"].append(wall_ms)
+            results[name]["cpu_ms"].append(cpu_ms)
             results[name]["maxrss_kb"].append(maxrss_kb)
     print(json.dumps(results))
 

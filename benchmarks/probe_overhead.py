@@ -99,19 +99,22 @@ def main() -> int:
 
 
 def report(args, measured: dict, snapshot: dict, end_to_end: dict) -> None:
-    bare_ms = statistics.median(measured["bare"]["wall_ms"])
-    probe_ms = statistics.median(measured["probe"]["wall_ms"])
-    bare_mb = statistics.median(measured["bare"]["maxrss_kb"]) / 1024
-    probe_mb = statistics.median(measured["probe"]["maxrss_kb"]) / 1024
+    bare = {metric: statistics.median(values) for metric, values in measured["bare"].items()}
+    probe = {metric: statistics.median(values) for metric, values in measured["probe"].items()}
+    wall_added = probe["wall_ms"] - bare["wall_ms"]
+    rss_added_mb = (probe["maxrss_kb"] - bare["maxrss_kb"]) / 1024
     print(f"probe overhead in {args.image} (network none), median of {args.runs} runs each")
-    print(f"{'':24}{'wall ms':>10}{'peak RSS MB':>14}")
-    print(f"{'python3 -c pass':24}{bare_ms:>10.1f}{bare_mb:>14.1f}")
-    print(f"{'probe (default scope)':24}{probe_ms:>10.1f}{probe_mb:>14.1f}")
+    print(f"{'':24}{'wall ms':>10}{'CPU ms':>10}{'peak RSS MB':>14}")
+    for label, row in (("python3 -c pass", bare), ("probe (default scope)", probe)):
+        print(f"{label:24}{row['wall_ms']:>10.1f}{row['cpu_ms']:>10.1f}{row['maxrss_kb'] / 1024:>14.1f}")
     print(
-        f"{'difference':24}{probe_ms - bare_ms:>+10.1f}{probe_mb - bare_mb:>+14.1f}"
-        f"   (target: <= +{TARGET_WALL_MS:.0f} ms, <= +{TARGET_RSS_MB:.0f} MB)"
+        f"{'difference':24}{wall_added:>+10.1f}{probe['cpu_ms'] - bare['cpu_ms']:>+10.1f}{rss_added_mb:>+14.1f}"
+        f"   (target: <= +{TARGET_WALL_MS:.0f} ms wall, <= +{TARGET_RSS_MB:.0f} MB)"
     )
-    print(f"{'ratio':24}{probe_ms / bare_ms:>10.2f}{probe_mb / bare_mb:>14.2f}")
+    print(
+        f"{'ratio':24}{probe['wall_ms'] / bare['wall_ms']:>10.2f}{probe['cpu_ms'] / max(bare['cpu_ms'], 0.1):>10.2f}"
+        f"{probe['maxrss_kb'] / bare['maxrss_kb']:>14.2f}"
+    )
     size = len(json.dumps(snapshot))
     print(
         f"snapshot: {size / 1024:.0f} KiB, {len(snapshot['filesystem']['paths'])} paths, "
@@ -128,8 +131,12 @@ def report(args, measured: dict, snapshot: dict, end_to_end: dict) -> None:
             f"bare {bare_run:.0f} ms, probe {probe_run:.0f} ms "
             f"({probe_run - bare_run:+.0f} ms)"
         )
-    met = probe_ms - bare_ms <= TARGET_WALL_MS and probe_mb - bare_mb <= TARGET_RSS_MB
-    print("target met" if met else "TARGET MISSED")
+    met = wall_added <= TARGET_WALL_MS and rss_added_mb <= TARGET_RSS_MB
+    print(
+        "target met"
+        if met
+        else "TARGET MISSED (on a busy machine wall time grows with the load: compare CPU ms)"
+    )
 
 
 if __name__ == "__main__":

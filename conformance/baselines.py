@@ -42,8 +42,8 @@ class BaselineChange:
     status: Status
     changed_paths: int = 0
 
-    def describe(self, relative_to: Path) -> str:
-        where = _relative(self.path, relative_to)
+    def describe(self) -> str:
+        where = display_path(self.path)
         if self.status == "changed":
             return f"{where}: changed ({self.changed_paths} path{'s' if self.changed_paths != 1 else ''})"
         if self.status == "unused":
@@ -74,31 +74,32 @@ def load_baseline(path: Path) -> dict[str, Any] | None:
     is checked for the snapshot's shape — JSON object, schema version, every section of the right type —
     rather than against the raw snapshot's full schema.
     """
+    shown = display_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(path, None, f"cannot read the baseline: {exc}") from None
+        raise BadInput(shown, None, f"cannot read the baseline: {exc}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BadInput(path, f"line {exc.lineno}, column {exc.colno}", f"baseline is not valid JSON: {exc.msg}") from None
+        raise BadInput(shown, f"line {exc.lineno}, column {exc.colno}", f"baseline is not valid JSON: {exc.msg}") from None
     if not isinstance(data, dict):
-        raise BadInput(path, None, f"a baseline is a JSON object, found {type(data).__name__}")
+        raise BadInput(shown, None, f"a baseline is a JSON object, found {type(data).__name__}")
     if data.get("schema") != SCHEMA:
-        raise BadInput(path, "schema", f"unknown snapshot schema {data.get('schema')!r} (this parity reads {SCHEMA})")
+        raise BadInput(shown, "schema", f"unknown snapshot schema {data.get('schema')!r} (this parity reads {SCHEMA})")
     schema = snapshot_json_schema()
     for section in schema.get("required", []):
         if section not in data:
-            raise BadInput(path, section, "missing section: not a baseline written by parity")
+            raise BadInput(shown, section, "missing section: not a baseline written by parity")
     sections = schema.get("properties", {})
     for section, value in data.items():
         if section not in sections:
-            raise BadInput(path, section, "unknown section: not a baseline written by parity")
+            raise BadInput(shown, section, "unknown section: not a baseline written by parity")
         expected = sections[section].get("type")
         if expected and not _json_type_is(value, expected):
-            raise BadInput(path, section, f"expected {expected}, found {type(value).__name__}")
+            raise BadInput(shown, section, f"expected {expected}, found {type(value).__name__}")
     return data
 
 
@@ -181,8 +182,9 @@ def update_baselines(
     return changes
 
 
-def _relative(path: Path, base: Path) -> str:
+def display_path(path: Path) -> str:
+    """A path as the user would type it: relative to the working directory when it is under it."""
     try:
-        return str(path.relative_to(base))
+        return str(Path(path).resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)

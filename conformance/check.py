@@ -19,7 +19,14 @@ from typing import Any
 import click
 
 from conformance import baselines, runner
-from conformance.baselines import BaselineChange, baseline_file, baseline_form, load_baseline, write_atomically
+from conformance.baselines import (
+    BaselineChange,
+    baseline_file,
+    baseline_form,
+    display_path,
+    load_baseline,
+    write_atomically,
+)
 from conformance.config import LoadedConfig, load_config
 from conformance.contract import CompiledWaiver, Contract, apply_waivers, compile_waivers, load_contract
 from conformance.differ import Side, diff_snapshots, divergence_id
@@ -57,7 +64,7 @@ def run_check(
     """
     if prune_baselines and not update_baselines:
         raise BadInput(None, "--prune-baselines", "only works together with --update-baselines")
-    contract = load_contract(loaded.config.contract, _shown(loaded.path))
+    contract = load_contract(loaded.config.contract, display_path(loaded.path))
     selected = _select_targets(loaded, targets)
     pairs = [pair for pair in loaded.config.resolved_comparisons() if pair.left in selected and pair.right in selected]
     waivers = _compile_waivers(loaded)
@@ -101,10 +108,10 @@ def run_check(
 def _select_targets(loaded: LoadedConfig, targets: list[str] | None) -> list[str]:
     known = list(loaded.config.targets)
     if not known:
-        raise BadInput(_shown(loaded.path), "targets", "no targets: declare at least one target to check")
+        raise BadInput(display_path(loaded.path), "targets", "no targets: declare at least one target to check")
     unknown = [name for name in targets or [] if name not in known]
     if unknown:
-        raise BadInput(None, "--target", f"no target {unknown[0]!r} in {_shown(loaded.path)} (targets: {', '.join(known)})")
+        raise BadInput(None, "--target", f"no target {unknown[0]!r} in {display_path(loaded.path)} (targets: {', '.join(known)})")
     return [name for name in known if not targets or name in targets]
 
 
@@ -115,11 +122,11 @@ def _compile_waivers(loaded: LoadedConfig) -> list[CompiledWaiver]:
     for index, waiver in enumerate(loaded.config.waivers):
         if waiver.comparison and waiver.comparison not in names:
             raise BadInput(
-                _shown(loaded.path),
+                display_path(loaded.path),
                 f"waivers.{index}.comparison",
                 f"no comparison {waiver.comparison!r} (comparisons: {', '.join(names) or 'none'})",
             )
-    return compile_waivers(loaded.config.waivers, _shown(loaded.path))
+    return compile_waivers(loaded.config.waivers, display_path(loaded.path))
 
 
 def _read_snapshots(directory: Path, targets: list[str]) -> dict[str, dict[str, Any]]:
@@ -154,7 +161,7 @@ def _baseline_comparison(
     loaded: LoadedConfig, target: str, form: dict[str, Any], contract: Contract, snapshots_dir: Path | None
 ) -> ComparisonResult:
     path = baseline_file(loaded, target)
-    shown = _shown(path)
+    shown = display_path(path)
     name = f"baseline:{target}"
     baseline = load_baseline(path)
     if baseline is None:
@@ -167,9 +174,9 @@ def _baseline_comparison(
 
 
 def _missing_baseline(loaded: LoadedConfig, target: str, shown: str, snapshots_dir: Path | None) -> Divergence:
-    command = f"parity check -c {_shown(loaded.path)}"
+    command = f"parity check -c {display_path(loaded.path)}"
     if snapshots_dir:
-        command += f" --snapshots {_shown(snapshots_dir)}"
+        command += f" --snapshots {display_path(snapshots_dir)}"
     command += " --update-baselines"
     return Divergence(
         id=divergence_id("probe", f"baseline:{target}", "extra"),
@@ -186,14 +193,6 @@ def _missing_baseline(loaded: LoadedConfig, target: str, shown: str, snapshots_d
     )
 
 
-def _shown(path: Path) -> str:
-    """A path as the user would type it: relative to the working directory when under it."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
 # ---- the commands ---------------------------------------------------------------------------------------
 
 
@@ -204,7 +203,7 @@ def run_command(config_path: Path, target: str, out: Path | None) -> int:
     snapshot = validate_snapshot(outcome.snapshot, f"target {target}")
     destination = out or loaded.base_dir / SNAPSHOTS_DIR / f"{target}.json"
     write_atomically(destination, dumps_snapshot(snapshot))
-    click.echo(f"{target}: snapshot written to {_shown(destination)}")
+    click.echo(f"{target}: snapshot written to {display_path(destination)}")
     return 0
 
 
@@ -212,8 +211,8 @@ def diff_command(left: Path, right: Path, fmt: str, out: Path | None, config_pat
     """`parity diff`: compare two snapshot files under the contract (parity.yaml's, or the built-in one)."""
     if config_path is not None:
         loaded = load_config(config_path)
-        contract = load_contract(loaded.config.contract, _shown(loaded.path))
-        waivers = compile_waivers(loaded.config.waivers, _shown(loaded.path))
+        contract = load_contract(loaded.config.contract, display_path(loaded.path))
+        waivers = compile_waivers(loaded.config.waivers, display_path(loaded.path))
     else:
         contract, waivers = load_contract(), []
     left_raw, right_raw = load_snapshot(left), load_snapshot(right)
@@ -278,10 +277,10 @@ def check_command(
         from conformance.reports import write_all
 
         written = write_all(result, out_dir)
-        click.echo(f"reports written to {_shown(out_dir)}: {', '.join(p.name for p in written.values())}", err=True)
+        click.echo(f"reports written to {display_path(out_dir)}: {', '.join(p.name for p in written.values())}", err=True)
     _emit(result, fmt, None)
     for change in outcome.baselines:
-        click.echo(f"baseline {change.describe(Path.cwd())}", err=True)
+        click.echo(f"baseline {change.describe()}", err=True)
     return result.exit_code
 
 

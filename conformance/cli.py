@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from conformance.engines.reaper import install_interrupt_handlers
 from conformance.errors import InfrastructureError, ParityError
 
 REPORT_FORMATS = ("text", "json", "junit", "markdown", "html")
@@ -22,6 +23,8 @@ class ParityGroup(click.Group):
     """Turns ParityError and Ctrl-C into their exit codes with a one-line message."""
 
     def invoke(self, ctx: click.Context):
+        # Runs may happen on worker threads; only this (main) thread can make Ctrl-C/SIGTERM remove them.
+        install_interrupt_handlers()
         try:
             return super().invoke(ctx)
         except ParityError as exc:

@@ -13,8 +13,9 @@ import hashlib
 import json
 import os
 import ssl
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import boto3
 import docker
@@ -96,13 +97,18 @@ def load_seed(path: Path = COMPAT_IMAGE_DIR / "seed.yaml") -> Seed:
 
 def seed_aws(seed: Seed, endpoint_url: str) -> None:
     """Create the bucket, objects, secrets and parameters at `endpoint_url`; seeding twice is harmless."""
-    session = boto3.session.Session(aws_access_key_id="parity", aws_secret_access_key="parity",
-                                    region_name=seed.region)
-    s3, secretsmanager, ssm = (session.client(name, endpoint_url=endpoint_url)
-                               for name in ("s3", "secretsmanager", "ssm"))
+    session = boto3.session.Session(
+        aws_access_key_id="parity", aws_secret_access_key="parity", region_name=seed.region
+    )
+    s3, secretsmanager, ssm = (
+        session.client(name, endpoint_url=endpoint_url) for name in ("s3", "secretsmanager", "ssm")
+    )
     try:
-        bucket_options = {} if seed.region == "us-east-1" else {
-            "CreateBucketConfiguration": {"LocationConstraint": seed.region}}
+        bucket_options = (
+            {}
+            if seed.region == "us-east-1"
+            else {"CreateBucketConfiguration": {"LocationConstraint": seed.region}}
+        )
         try:
             s3.create_bucket(Bucket=seed.bucket, **bucket_options)
         except ClientError as exc:
@@ -120,8 +126,10 @@ def seed_aws(seed: Seed, endpoint_url: str) -> None:
         for name, value in seed.parameters.items():
             ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
     except (BotoCoreError, ClientError) as exc:
-        raise InfrastructureError(f"cannot seed AWS at {endpoint_url} ({exc})",
-                                  "check that the endpoint (the demo's moto server) is running") from None
+        raise InfrastructureError(
+            f"cannot seed AWS at {endpoint_url} ({exc})",
+            "check that the endpoint (the demo's moto server) is running",
+        ) from None
 
 
 def host_ca_bundle() -> Path | None:
@@ -173,8 +181,10 @@ def build_compat_image(
     base is reused as is (label org.parity.compat.source-digest); build output lines go to `on_output`.
     """
     if not (source_dir / "Dockerfile").is_file():
-        raise InfrastructureError(f"no Dockerfile in {source_dir}",
-                                  "run parity from a checkout of its repository (examples/ is not installed)")
+        raise InfrastructureError(
+            f"no Dockerfile in {source_dir}",
+            "run parity from a checkout of its repository (examples/ is not installed)",
+        )
     client = client or connect()
     ensure_base_image(base_image, log=on_output)
     files = _context_files(source_dir)
@@ -192,12 +202,21 @@ def build_compat_image(
     recent: list[str] = []
     try:
         for chunk in client.api.build(
-            fileobj=context, custom_context=True, tag=tag, network_mode="host", pull=False, rm=True,
-            forcerm=True, buildargs={"BASE_IMAGE": base_image}, labels={SOURCE_DIGEST_LABEL: digest}, decode=True,
+            fileobj=context,
+            custom_context=True,
+            tag=tag,
+            network_mode="host",
+            pull=False,
+            rm=True,
+            forcerm=True,
+            buildargs={"BASE_IMAGE": base_image},
+            labels={SOURCE_DIGEST_LABEL: digest},
+            decode=True,
         ):
             if "error" in chunk:
-                raise InfrastructureError(f"building {tag} failed: {chunk['error'].strip()}", BUILD_REMEDY,
-                                          "\n".join(recent[-20:]))
+                raise InfrastructureError(
+                    f"building {tag} failed: {chunk['error'].strip()}", BUILD_REMEDY, "\n".join(recent[-20:])
+                )
             for line in chunk.get("stream", "").splitlines():
                 if line.strip():
                     recent.append(line)

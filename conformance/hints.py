@@ -285,6 +285,15 @@ def _packages(f: Finding, ctx: HintContext) -> str | None:
     )
 
 
+def _process(f: Finding, ctx: HintContext) -> str | None:
+    return (
+        f"How the workload is started differs ({f.path}: {_sides(f, ctx)}). SageMaker stops a job like "
+        "`docker stop -t 120` (SIGTERM to PID 1, SIGKILL 120 s later) and starts training images as "
+        "`docker run image train` (SM §1); the entrypoint must end with `exec \"$@\"` so user code is the "
+        "process that receives signals, with the same arguments and working directory as in the pod."
+    )
+
+
 def _probe_errors(f: Finding, ctx: HintContext) -> str | None:
     return (
         f"A probe collector reported an error on one side ({_sides(f, ctx)}): facts it would have collected "
@@ -337,6 +346,7 @@ KNOWLEDGE_BASE: tuple[BugClass, ...] = (
         _hostname,
     ),
     BugClass.on("runtime", ("runtime.python", "runtime.os"), _packages),
+    BugClass.on("process-start", ("process.signals", "process.is_pid1", "process.argv", "process.cwd"), _process),
     BugClass.on("probe-errors", ("errors",), _probe_errors),
     BugClass.on("env-missing", ("env.vars",), _env_missing),
 )

@@ -44,14 +44,17 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     except ParityError as exc:
         raise pytest.UsageError(f"--parity-config: {exc.one_line()}") from None
     parity_file = ParityFile.from_parent(session, path=path, loaded=loaded)
-    items.extend(parity_file.collect_items())
+    parity_items = parity_file.collect()
+    # Collection proper is over: report these items so the "collected N items" count includes them.
+    config.hook.pytest_collectreport(report=pytest.CollectReport(parity_file.nodeid, "passed", None, parity_items))
+    items.extend(parity_items)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     outcome = config.stash.get(_OUTCOME, None)
     if outcome is None or isinstance(outcome, BaseException):
         return
-    lines = [f"baseline {change.describe(Path.cwd())}" for change in outcome.baselines]
+    lines = [f"baseline {change.describe()}" for change in outcome.baselines]
     lines += [f"waiver {note.selector}: {note.problem}" for note in outcome.result.waiver_notes]
     if lines:
         terminalreporter.section("parity")
@@ -65,9 +68,6 @@ class ParityFile(pytest.File):
         self.loaded = loaded
 
     def collect(self) -> list[pytest.Item]:
-        return self.collect_items()
-
-    def collect_items(self) -> list[pytest.Item]:
         from conformance.config import CATEGORIES
 
         config = self.loaded.config

@@ -6,7 +6,6 @@ import importlib.util
 import json
 import sys
 from functools import cache
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -20,7 +19,9 @@ MANIFESTS = COMPAT_IMAGE_DIR / "manifests"
 @cache
 def load_module(name: str) -> ModuleType:
     """examples/compat-image/compat/<name>.py, imported the way the image runs it."""
-    spec = importlib.util.spec_from_file_location(f"compat_{name}", COMPAT_IMAGE_DIR / "compat" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(
+        f"compat_{name}", COMPAT_IMAGE_DIR / "compat" / f"{name}.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve their annotations through sys.modules
     spec.loader.exec_module(module)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import tarfile
 import uuid
 
+from conformance.dockerhost import image_exists
 from conformance.engines.reaper import LABEL_TARGET
 
 TEST_IMAGE_LABEL = "org.parity.test-image"
@@ -26,12 +28,8 @@ def leftovers(client, target: str) -> dict[str, list[str]]:
 
 def build_image(client, tag: str, dockerfile: str, files: dict[str, bytes] | None = None) -> str:
     """Build `tag` from a Dockerfile (and files) once; later calls reuse it. Never pulls, host network."""
-    try:
-        client.images.get(tag)
+    if image_exists(client, tag):
         return tag
-    except Exception:  # noqa: BLE001 - docker.errors.ImageNotFound; any lookup failure means build it
-        pass
-    import tarfile
 
     context = io.BytesIO()
     with tarfile.open(fileobj=context, mode="w") as archive:

@@ -26,12 +26,21 @@ def write_target(tmp_path: Path, pod: str, resources: str | None = None, options
     return config
 
 
-def plan_for(tmp_path: Path, pod: str, resources: str | None = None, options: dict | None = None,
-             image_users: dict[str, str] | None = None) -> LaunchPlan:
+def plan_for(
+    tmp_path: Path,
+    pod: str,
+    resources: str | None = None,
+    options: dict | None = None,
+    image_users: dict[str, str] | None = None,
+) -> LaunchPlan:
     loaded = load_config(write_target(tmp_path, pod, resources, options))
     users = image_users or {}
-    return build_plan("k8s", loaded.config.targets["k8s"], loaded,
-                      image_users=lambda images: {image: users.get(image, "") for image in images})
+    return build_plan(
+        "k8s",
+        loaded.config.targets["k8s"],
+        loaded,
+        image_users=lambda images: {image: users.get(image, "") for image in images},
+    )
 
 
 def pod(containers: str = "", spec: str = "", metadata: str = "") -> str:

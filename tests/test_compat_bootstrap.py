@@ -9,13 +9,12 @@ import re
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from moto import mock_aws
 
-from compat_support import load_module
 from conformance.compat_image import COMPAT_IMAGE_DIR, load_seed
+from tests.compat_support import load_module
 
 bootstrap = load_module("bootstrap")
 relay = load_module("statsd_relay")
@@ -44,13 +43,33 @@ def with_change(path: str, value) -> dict:
     [
         ("version", 2, "doc.version: this image reads version 1, got 2"),
         ("secretVolumes.0.defaultMode", "644", None),
-        ("secretVolumes.0.defaultMode", 420, "doc.secretVolumes[0].defaultMode: expected an octal mode string"),
+        (
+            "secretVolumes.0.defaultMode",
+            420,
+            "doc.secretVolumes[0].defaultMode: expected an octal mode string",
+        ),
         ("secretVolumes.0.mountPath", "etc/app", "doc.secretVolumes[0].mountPath: expected an absolute path"),
-        ("hyperparameters.mountPath", "/etc/../root", "doc.hyperparameters.mountPath: expected an absolute path"),
-        ("hyperparameters.fileName", "../passwd", "doc.hyperparameters.fileName: expected a ConfigMap/Secret key"),
+        (
+            "hyperparameters.mountPath",
+            "/etc/../root",
+            "doc.hyperparameters.mountPath: expected an absolute path",
+        ),
+        (
+            "hyperparameters.fileName",
+            "../passwd",
+            "doc.hyperparameters.fileName: expected a ConfigMap/Secret key",
+        ),
         ("secretEnv.0.key", "api/token", "doc.secretEnv[0].key: expected a ConfigMap/Secret key"),
-        ("env", ["https://example.com/env"], "doc.env[0]: expected s3://bucket/key.json or ssm:/parameter/path"),
-        ("securityContext.capabilities", {"add": ["NET_ADMIN"]}, "doc.securityContext.capabilities: unknown field(s) add"),
+        (
+            "env",
+            ["https://example.com/env"],
+            "doc.env[0]: expected s3://bucket/key.json or ssm:/parameter/path",
+        ),
+        (
+            "securityContext.capabilities",
+            {"add": ["NET_ADMIN"]},
+            "doc.securityContext.capabilities: unknown field(s) add",
+        ),
         ("securityContext.runAsUser", True, "doc.securityContext.runAsUser: expected a non-negative integer"),
         ("metrics.env", {"LOG_LEVEL": "INFO"}, "doc.metrics.env: sets none of STATSD_HOST"),
         ("metrics.gateway", "gateway", "doc.metrics.gateway: expected HOST:PORT"),
@@ -81,18 +100,23 @@ def test_spark_defaults_keep_their_keys_and_adapt_what_names_kubernetes():
         ("spark.master", "k8s://https://kubernetes.default.svc:443"),
         ("spark.executor.memory", "4g"),
         ("spark.sql.shuffle.partitions", "64"),
-        ("spark.hadoop.fs.s3a.bucket.data.aws.credentials.provider",
-         "com.amazonaws.auth.WebIdentityTokenCredentialsProvider"),
+        (
+            "spark.hadoop.fs.s3a.bucket.data.aws.credentials.provider",
+            "com.amazonaws.auth.WebIdentityTokenCredentialsProvider",
+        ),
         ("spark.eventLog.dir", "s3a://bucket/events/"),
     ]
     adapted = dict(bootstrap.adapt_spark_defaults(entries))
     assert list(adapted) == [key for key, _ in entries]
     assert adapted["spark.master"] == "local[*]"
-    assert adapted["spark.hadoop.fs.s3a.bucket.data.aws.credentials.provider"] == \
-        "com.amazonaws.auth.EC2ContainerCredentialsProviderWrapper"
+    assert (
+        adapted["spark.hadoop.fs.s3a.bucket.data.aws.credentials.provider"]
+        == "com.amazonaws.auth.EC2ContainerCredentialsProviderWrapper"
+    )
     assert adapted["spark.executor.memory"] == "4g"
-    assert bootstrap.parse_spark_defaults(bootstrap.render_spark_defaults(list(adapted.items())).decode()) == \
-        list(adapted.items())
+    assert bootstrap.parse_spark_defaults(
+        bootstrap.render_spark_defaults(list(adapted.items())).decode()
+    ) == list(adapted.items())
 
 
 def test_fsgroup_makes_volume_files_group_readable_like_kubelet():
@@ -104,8 +128,9 @@ def test_fsgroup_makes_volume_files_group_readable_like_kubelet():
 @pytest.mark.skipif(os.geteuid() != 0, reason="writing files owned by another group needs root")
 def test_volumes_are_written_in_the_atomic_writer_layout(tmp_path):
     mount = tmp_path / "etc" / "secrets"
-    bootstrap.write_volume(mount, {"db-password": b"pw", "api-token": b"tok"}, file_mode=0o440, dir_mode=0o2755,
-                           gid=2000)
+    bootstrap.write_volume(
+        mount, {"db-password": b"pw", "api-token": b"tok"}, file_mode=0o440, dir_mode=0o2755, gid=2000
+    )
     data_link = os.readlink(mount / "..data")
     assert re.fullmatch(r"\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d+", data_link)
     assert sorted(os.listdir(mount)) == sorted(["..data", data_link, "api-token", "db-password"])
@@ -120,17 +145,33 @@ def test_volumes_are_written_in_the_atomic_writer_layout(tmp_path):
 
 
 def test_identity_follows_the_runtime_rules_for_users_without_a_passwd_entry():
-    context = bootstrap.SecurityContext(run_as_user=4242, fs_group=2000, supplemental_groups=(3000,),
-                                        allow_privilege_escalation=False, drop_capabilities=("ALL",))
+    context = bootstrap.SecurityContext(
+        run_as_user=4242,
+        fs_group=2000,
+        supplemental_groups=(3000,),
+        allow_privilege_escalation=False,
+        drop_capabilities=("ALL",),
+    )
     identity = bootstrap.resolve_identity(context, "root")
     assert (identity.uid, identity.gid, identity.groups, identity.home) == (4242, 0, (0, 2000, 3000), "/")
     assert bootstrap.setpriv_command(identity, ["train", "--fast"]) == [
-        "setpriv", "--reuid=4242", "--regid=0", "--groups=0,2000,3000", "--no-new-privs", "--bounding-set=-all",
-        "--inh-caps=-all", "--", "train", "--fast"]
+        "setpriv",
+        "--reuid=4242",
+        "--regid=0",
+        "--groups=0,2000,3000",
+        "--no-new-privs",
+        "--bounding-set=-all",
+        "--inh-caps=-all",
+        "--",
+        "train",
+        "--fast",
+    ]
 
 
 def test_identity_defaults_to_the_image_user_and_honours_run_as_non_root():
-    identity = bootstrap.resolve_identity(bootstrap.SecurityContext(drop_capabilities=("NET_RAW", "CHOWN")), "root")
+    identity = bootstrap.resolve_identity(
+        bootstrap.SecurityContext(drop_capabilities=("NET_RAW", "CHOWN")), "root"
+    )
     assert (identity.uid, identity.gid, identity.home) == (0, 0, "/root")
     assert "--bounding-set=-net_raw,-chown" in bootstrap.setpriv_command(identity, ["x"])
     assert "--groups=0" in bootstrap.setpriv_command(identity, ["x"])
@@ -139,11 +180,18 @@ def test_identity_defaults_to_the_image_user_and_honours_run_as_non_root():
 
 
 def test_metrics_addresses_follow_the_statsd_and_dogstatsd_variables():
-    assert bootstrap.listen_addresses({"STATSD_HOST": "localhost", "STATSD_PORT": "8125",
-                                       "DD_AGENT_HOST": "localhost", "DD_DOGSTATSD_PORT": "8125"}) == \
-        [("localhost", 8125)]
-    assert bootstrap.listen_addresses({"STATSD_PORT": "9125", "DD_AGENT_HOST": "127.0.0.1"}) == \
-        [("localhost", 9125), ("127.0.0.1", 8125)]
+    assert bootstrap.listen_addresses(
+        {
+            "STATSD_HOST": "localhost",
+            "STATSD_PORT": "8125",
+            "DD_AGENT_HOST": "localhost",
+            "DD_DOGSTATSD_PORT": "8125",
+        }
+    ) == [("localhost", 8125)]
+    assert bootstrap.listen_addresses({"STATSD_PORT": "9125", "DD_AGENT_HOST": "127.0.0.1"}) == [
+        ("localhost", 9125),
+        ("127.0.0.1", 8125),
+    ]
     with pytest.raises(bootstrap.CompatError, match="metrics.env.STATSD_PORT"):
         bootstrap.listen_addresses({"STATSD_PORT": "eighty"})
 
@@ -152,7 +200,9 @@ def test_an_unknown_break_is_refused_with_the_known_ones():
     catalog = COMPAT_IMAGE_DIR / "breaks.json"
     assert bootstrap.active_break({}, catalog) is None
     assert bootstrap.active_break({"COMPAT_BREAK": "env-cap"}, catalog) == "env-cap"
-    with pytest.raises(bootstrap.CompatError, match=r"'env-cpa' is not a known break \(known: hyperparameters"):
+    with pytest.raises(
+        bootstrap.CompatError, match=r"'env-cpa' is not a known break \(known: hyperparameters"
+    ):
         bootstrap.active_break({"COMPAT_BREAK": "env-cpa"}, catalog)
 
 
@@ -238,9 +288,22 @@ def test_the_relay_forwards_and_echoes_datagrams_once_it_says_it_is_ready(gatewa
     port = free_udp_port()
     ready_read, ready_write = os.pipe()
     process = subprocess.Popen(
-        [sys.executable, "-I", str(COMPAT_IMAGE_DIR / "compat" / "statsd_relay.py"), "--listen", f"127.0.0.1:{port}",
-         "--forward", "127.0.0.1:%d" % gateway.getsockname()[1], "--echo", "--ready-fd", str(ready_write)],
-        pass_fds=[ready_write], stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-I",
+            str(COMPAT_IMAGE_DIR / "compat" / "statsd_relay.py"),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--forward",
+            f"127.0.0.1:{gateway.getsockname()[1]}",
+            "--echo",
+            "--ready-fd",
+            str(ready_write),
+        ],
+        pass_fds=[ready_write],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     os.close(ready_write)
     try:
         assert os.read(ready_read, 1) == b"1"

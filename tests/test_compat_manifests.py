@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from compat_support import configmap, load_module, manifest, pod_environment, typed_hyperparameters
 from conformance.compat_image import COMPAT_IMAGE_DIR, load_breaks, load_seed
 from conformance.config import load_config
+from tests.compat_support import configmap, load_module, manifest, pod_environment, typed_hyperparameters
 
 SAGEMAKER_ENVIRONMENT_CAP = 100  # sagemaker-contract.md §3, CreateTrainingJob Environment
 HYPERPARAMETER_VALUE_LIMIT = 2500
@@ -47,7 +47,9 @@ def test_the_job_and_the_seed_together_give_user_code_every_pod_variable(seed, d
     for name, value in seed.parameters.items():
         assert name.startswith("/parity-demo/env/")
         fetched[name.rsplit("/", 1)[1]] = value
-    on_sagemaker = {name: value for name, value in job["Environment"].items() if not name.startswith("COMPAT_")}
+    on_sagemaker = {
+        name: value for name, value in job["Environment"].items() if not name.startswith("COMPAT_")
+    }
     assert not set(on_sagemaker) & set(fetched), "a variable is both in the job request and fetched"
     on_sagemaker.update(fetched)
     on_sagemaker.update(document.metrics.env)
@@ -61,21 +63,36 @@ def test_the_job_and_the_seed_together_give_user_code_every_pod_variable(seed, d
 
 def test_typed_hyperparameters_are_the_same_document_on_both_sides(seed, document, job):
     typed = typed_hyperparameters()
-    assert seed.object_body("compat/hyperparameters.json").decode() == \
-        configmap("train-hyperparameters")["data"]["hyperparameters.json"]
-    assert document.hyperparameters.mount_path / document.hyperparameters.file_name == \
-        Path("/etc/app/config/hyperparameters.json")
+    assert (
+        seed.object_body("compat/hyperparameters.json").decode()
+        == configmap("train-hyperparameters")["data"]["hyperparameters.json"]
+    )
+    assert document.hyperparameters.mount_path / document.hyperparameters.file_name == Path(
+        "/etc/app/config/hyperparameters.json"
+    )
     # What the SageMaker SDK sends for them: every value a string, JSON-encoded unless it already is one.
-    assert job["HyperParameters"] == {key: value if isinstance(value, str) else json.dumps(value)
-                                      for key, value in typed.items()}
-    assert all(isinstance(value, str) and len(value) <= HYPERPARAMETER_VALUE_LIMIT
-               for value in job["HyperParameters"].values())
-    assert {type(value).__name__ for value in typed.values()} >= {"int", "float", "bool", "list", "dict", "NoneType"}
+    assert job["HyperParameters"] == {
+        key: value if isinstance(value, str) else json.dumps(value) for key, value in typed.items()
+    }
+    assert all(
+        isinstance(value, str) and len(value) <= HYPERPARAMETER_VALUE_LIMIT
+        for value in job["HyperParameters"].values()
+    )
+    assert {type(value).__name__ for value in typed.values()} >= {
+        "int",
+        "float",
+        "bool",
+        "list",
+        "dict",
+        "NoneType",
+    }
 
 
 def test_spark_defaults_and_secrets_match_the_pod(seed, document):
-    assert seed.object_body("compat/spark-defaults.conf").decode() == \
-        configmap("spark-defaults")["data"]["spark-defaults.conf"]
+    assert (
+        seed.object_body("compat/spark-defaults.conf").decode()
+        == configmap("spark-defaults")["data"]["spark-defaults.conf"]
+    )
     assert seed.secrets["parity-demo/app-credentials"] == manifest("kubernetes/secret.yaml")["stringData"]
 
 
@@ -85,7 +102,11 @@ def test_the_bootstrap_document_is_the_pods_spec_translated(document):
     pod_context = {**pod["spec"]["securityContext"], **trainer["securityContext"]}
     context = document.security_context
     assert (context.run_as_user, context.run_as_group, context.fs_group, context.run_as_non_root) == (
-        pod_context["runAsUser"], pod_context["runAsGroup"], pod_context["fsGroup"], pod_context["runAsNonRoot"])
+        pod_context["runAsUser"],
+        pod_context["runAsGroup"],
+        pod_context["fsGroup"],
+        pod_context["runAsNonRoot"],
+    )
     assert context.allow_privilege_escalation is pod_context["allowPrivilegeEscalation"]
     assert list(context.drop_capabilities) == pod_context["capabilities"]["drop"]
 
@@ -117,5 +138,11 @@ def test_every_break_is_one_the_entrypoint_knows():
     bootstrap = load_module("bootstrap")
     catalog = load_breaks()
     assert list(catalog) == bootstrap.known_breaks(COMPAT_IMAGE_DIR / "breaks.json")
-    assert set(catalog) == {"hyperparameters-as-strings", "statsd-not-rerouted", "credential-file-mode",
-                            "env-cap", "uid-home", "spark-conf-key-dropped"}
+    assert set(catalog) == {
+        "hyperparameters-as-strings",
+        "statsd-not-rerouted",
+        "credential-file-mode",
+        "env-cap",
+        "uid-home",
+        "spark-conf-key-dropped",
+    }

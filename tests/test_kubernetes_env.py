@@ -7,18 +7,27 @@ from kubernetes.client import models as k8s
 
 from conformance.errors import BadInput
 from conformance.platforms.kubernetes.env import service_link_variables
-from kubernetes_support import IMAGE, env_of, plan_for, pod
+from tests.kubernetes_support import IMAGE, env_of, plan_for, pod
 
 
 def service(name: str, cluster_ip: str, *ports: dict) -> k8s.V1Service:
-    return k8s.V1Service(metadata=k8s.V1ObjectMeta(name=name),
-                         spec=k8s.V1ServiceSpec(cluster_ip=cluster_ip, ports=[k8s.V1ServicePort(**p) for p in ports]))
+    return k8s.V1Service(
+        metadata=k8s.V1ObjectMeta(name=name),
+        spec=k8s.V1ServiceSpec(cluster_ip=cluster_ip, ports=[k8s.V1ServicePort(**p) for p in ports]),
+    )
 
 
 def test_service_links_name_every_port_like_envvars_go():
-    variables = service_link_variables([service("redis-cache", "10.0.0.11",
-                                                 {"port": 6379, "name": "redis"},
-                                                 {"port": 9121, "name": "metrics-port", "protocol": "UDP"})])
+    variables = service_link_variables(
+        [
+            service(
+                "redis-cache",
+                "10.0.0.11",
+                {"port": 6379, "name": "redis"},
+                {"port": 9121, "name": "metrics-port", "protocol": "UDP"},
+            )
+        ]
+    )
     assert variables == {
         "REDIS_CACHE_SERVICE_HOST": "10.0.0.11",
         "REDIS_CACHE_SERVICE_PORT": "6379",  # first port only
@@ -177,14 +186,26 @@ def test_optional_references_that_do_not_resolve_leave_the_variable_unset(tmp_pa
 @pytest.mark.parametrize(
     ("reference", "field", "problem"),
     [
-        ("configMapKeyRef: {name: absent, key: x}", "spec.containers[0].env[0].valueFrom.configMapKeyRef",
-         "ConfigMap 'absent' not found"),
-        ("configMapKeyRef: {name: base, key: nope}", "spec.containers[0].env[0].valueFrom.configMapKeyRef",
-         "has no key 'nope'"),
-        ("secretKeyRef: {name: creds, key: nope}", "spec.containers[0].env[0].valueFrom.secretKeyRef",
-         "has no key 'nope'"),
-        ("fieldRef: {fieldPath: metadata.labels}", "spec.containers[0].env[0].valueFrom.fieldRef",
-         "not supported in an environment variable"),
+        (
+            "configMapKeyRef: {name: absent, key: x}",
+            "spec.containers[0].env[0].valueFrom.configMapKeyRef",
+            "ConfigMap 'absent' not found",
+        ),
+        (
+            "configMapKeyRef: {name: base, key: nope}",
+            "spec.containers[0].env[0].valueFrom.configMapKeyRef",
+            "has no key 'nope'",
+        ),
+        (
+            "secretKeyRef: {name: creds, key: nope}",
+            "spec.containers[0].env[0].valueFrom.secretKeyRef",
+            "has no key 'nope'",
+        ),
+        (
+            "fieldRef: {fieldPath: metadata.labels}",
+            "spec.containers[0].env[0].valueFrom.fieldRef",
+            "not supported in an environment variable",
+        ),
     ],
 )
 def test_references_that_do_not_resolve_name_the_manifest_and_field(tmp_path, reference, field, problem):
@@ -217,10 +238,19 @@ def test_downward_api_fields(tmp_path):
       - {{name: HOST_IP, valueFrom: {{fieldRef: {{fieldPath: status.hostIP}}}}}}
       - {{name: POD_IPS, valueFrom: {{fieldRef: {{fieldPath: status.podIPs}}}}}}
     """
-    plan = plan_for(tmp_path, pod(containers, metadata="labels: {team: ml}\n"),
-                    options={"region": "eu-west-1", "pod_ips": ["10.0.1.23", "2600:1f14::17"], "pod_uid": "u-1"})
+    plan = plan_for(
+        tmp_path,
+        pod(containers, metadata="labels: {team: ml}\n"),
+        options={"region": "eu-west-1", "pod_ips": ["10.0.1.23", "2600:1f14::17"], "pod_uid": "u-1"},
+    )
     env = env_of(plan.main)
-    assert (env["NAME"], env["NS"], env["UID"], env["TEAM"], env["NOLABEL"]) == ("trainer", "default", "u-1", "ml", "")
+    assert (env["NAME"], env["NS"], env["UID"], env["TEAM"], env["NOLABEL"]) == (
+        "trainer",
+        "default",
+        "u-1",
+        "ml",
+        "",
+    )
     assert env["NODE"] == "ip-10-0-1-10.eu-west-1.compute.internal"
     assert env["SA"] == "default"
     assert env["HOST_IP"] == "10.0.1.10"
@@ -263,7 +293,9 @@ def test_resource_field_ref_without_limit_reads_node_allocatable(tmp_path):
       - {{name: CPUS, valueFrom: {{resourceFieldRef: {{resource: limits.cpu}}}}}}
       - {{name: MEM, valueFrom: {{resourceFieldRef: {{resource: limits.memory, divisor: 1Mi}}}}}}
     """
-    plan = plan_for(tmp_path, pod(containers), options={"node_allocatable": {"cpu": "3920m", "memory": "15Gi"}})
+    plan = plan_for(
+        tmp_path, pod(containers), options={"node_allocatable": {"cpu": "3920m", "memory": "15Gi"}}
+    )
     assert env_of(plan.main)["CPUS"] == "4"
     assert env_of(plan.main)["MEM"] == "15360"
 

@@ -1,4 +1,4 @@
-"""Kubelet's `$(VAR)` expansion (kubernetes-contract §1; k8s third_party/forked/golang/expansion/expand.go)."""
+"""Kubelet's `$(VAR)` expansion (kubernetes-contract §1; third_party/forked/golang/expansion/expand.go)."""
 
 from __future__ import annotations
 
@@ -67,16 +67,18 @@ def reference_expand(text: str, env: dict[str, str]) -> str:
                 out.append("$(")
                 i += 2
             else:
-                name = text[i + 2:close]
+                name = text[i + 2 : close]
                 out.append(env[name] if name in env else f"$({name})")
                 i = close + 1
         else:
-            out.append(text[i:i + 2])
+            out.append(text[i : i + 2])
             i += 2
     return "".join(out)
 
 
-@given(st.text(alphabet="$()AB_x ", max_size=40), st.dictionaries(st.sampled_from(["A", "B", "A_B", ""]),
-                                                                   st.text(alphabet="$()x", max_size=4)))
+@given(
+    st.text(alphabet="$()AB_x ", max_size=40),
+    st.dictionaries(st.sampled_from(["A", "B", "A_B", ""]), st.text(alphabet="$()x", max_size=4)),
+)
 def test_expansion_matches_the_reference_model(text, env):
     assert expand(text, lookup_in(env)) == reference_expand(text, env)

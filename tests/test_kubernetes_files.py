@@ -12,7 +12,7 @@ from conformance.platforms.kubernetes.files import (
     pod_hostname_and_domain,
     render_resolv_conf,
 )
-from kubernetes_support import IMAGE, env_of, mount, plan_for, pod
+from tests.kubernetes_support import IMAGE, env_of, mount, plan_for, pod
 
 KUBELET_HOSTS_HEAD = (
     b"# Kubernetes-managed hosts file.\n"
@@ -78,8 +78,10 @@ def test_cluster_first_resolv_conf(tmp_path):
 
 def test_cluster_first_with_a_node_file_drops_duplicates_and_keeps_only_cluster_dns(tmp_path):
     (tmp_path / "node-resolv.conf").write_text(
-        "# generated\nnameserver 10.0.0.2\nsearch old.example\nsearch cluster.local eu-west-1.compute.internal.\n"
-        "options timeout:2 attempts:5\n")
+        "# generated\nnameserver 10.0.0.2\nsearch old.example\n"
+        "search cluster.local eu-west-1.compute.internal.\n"
+        "options timeout:2 attempts:5\n"
+    )
     spec = """\
     dnsConfig:
       nameservers: [1.1.1.1]
@@ -88,7 +90,8 @@ def test_cluster_first_with_a_node_file_drops_duplicates_and_keeps_only_cluster_
     """
     plan = plan_for(tmp_path, pod(spec=spec), options={"node_resolv_conf": "node-resolv.conf"})
     assert pod_file(plan, "resolv.conf") == (
-        b"search default.svc.cluster.local svc.cluster.local cluster.local eu-west-1.compute.internal extra.example\n"
+        b"search default.svc.cluster.local svc.cluster.local cluster.local eu-west-1.compute.internal"
+        b" extra.example\n"
         b"nameserver 10.100.0.10\nnameserver 1.1.1.1\n"
         b"options ndots:2 edns0\n"
     )
@@ -96,25 +99,50 @@ def test_cluster_first_with_a_node_file_drops_duplicates_and_keeps_only_cluster_
 
 def test_dns_policy_default_and_none():
     node = parse_resolv_conf("nameserver 10.0.0.2\nsearch ec2.internal\noptions timeout:2\n")
-    default = pod_dns_config(k8s.V1PodSpec(containers=[], dns_policy="Default"), "ns", "cluster.local",
-                             "10.100.0.10", node)
+    default = pod_dns_config(
+        k8s.V1PodSpec(containers=[], dns_policy="Default"), "ns", "cluster.local", "10.100.0.10", node
+    )
     assert render_resolv_conf(default, "") == b"search ec2.internal\nnameserver 10.0.0.2\noptions timeout:2\n"
-    none = pod_dns_config(k8s.V1PodSpec(containers=[], dns_policy="None", dns_config=k8s.V1PodDNSConfig(
-        nameservers=["8.8.8.8"])), "ns", "cluster.local", "10.100.0.10", node)
+    none = pod_dns_config(
+        k8s.V1PodSpec(
+            containers=[], dns_policy="None", dns_config=k8s.V1PodDNSConfig(nameservers=["8.8.8.8"])
+        ),
+        "ns",
+        "cluster.local",
+        "10.100.0.10",
+        node,
+    )
     assert render_resolv_conf(none, "") == b"nameserver 8.8.8.8\n"
-    assert render_resolv_conf(DNSConfig(), "nameserver 9.9.9.9\n") == b"nameserver 9.9.9.9\n"  # containerd copies
+    assert (
+        render_resolv_conf(DNSConfig(), "nameserver 9.9.9.9\n") == b"nameserver 9.9.9.9\n"
+    )  # containerd copies
 
 
 def test_search_list_limits():
     searches = [f"d{i}.example" for i in range(40)] + ["x" * 254 + ".example"]
-    config = pod_dns_config(k8s.V1PodSpec(containers=[], dns_policy="None", dns_config=k8s.V1PodDNSConfig(
-        searches=searches, nameservers=["1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4"])),
-        "ns", "cluster.local", "10.100.0.10", DNSConfig())
+    config = pod_dns_config(
+        k8s.V1PodSpec(
+            containers=[],
+            dns_policy="None",
+            dns_config=k8s.V1PodDNSConfig(
+                searches=searches, nameservers=["1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4"]
+            ),
+        ),
+        "ns",
+        "cluster.local",
+        "10.100.0.10",
+        DNSConfig(),
+    )
     assert config.searches == searches[:32]  # at most 32 entries
     assert config.servers == ["1.1.1.1", "2.2.2.2", "3.3.3.3"]  # at most 3 nameservers
     long = [("a" * 250) + str(i) for i in range(10)]
-    config = pod_dns_config(k8s.V1PodSpec(containers=[], dns_policy="None", dns_config=k8s.V1PodDNSConfig(
-        searches=long)), "ns", "cluster.local", "10.100.0.10", DNSConfig())
+    config = pod_dns_config(
+        k8s.V1PodSpec(containers=[], dns_policy="None", dns_config=k8s.V1PodDNSConfig(searches=long)),
+        "ns",
+        "cluster.local",
+        "10.100.0.10",
+        DNSConfig(),
+    )
     assert len(" ".join(config.searches)) <= 2048 and config.searches == long[:8]
 
 

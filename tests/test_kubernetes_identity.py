@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
-from kubernetes_support import IMAGE, content, entries, env_of, mount, plan_for, pod
+from tests.kubernetes_support import IMAGE, content, entries, env_of, mount, plan_for, pod
 
 IRSA_ACCOUNT = """\
 apiVersion: v1
@@ -52,8 +52,10 @@ def test_irsa_without_region_option_sets_no_region(tmp_path):
 
 
 def test_account_annotations_change_audience_expiry_and_sts(tmp_path):
-    extra = ('eks.amazonaws.com/audience: custom-aud\neks.amazonaws.com/token-expiration: "3600"\n'
-             'eks.amazonaws.com/sts-regional-endpoints: "true"')
+    extra = (
+        'eks.amazonaws.com/audience: custom-aud\neks.amazonaws.com/token-expiration: "3600"\n'
+        'eks.amazonaws.com/sts-regional-endpoints: "true"'
+    )
     plan = plan_for(tmp_path, irsa_pod(), account(extra))
     assert env_of(plan.main)["AWS_STS_REGIONAL_ENDPOINTS"] == "regional"
     token = content(plan.volume("aws-iam-token"), "/token").split(b".")[1]
@@ -68,9 +70,12 @@ def test_keys_the_user_set_in_env_are_left_alone_but_env_from_is_not_looked_at(t
       envFrom: [{{configMapRef: {{name: aws}}}}]
       env: [{{name: AWS_ROLE_ARN, value: mine}}]
     """
-    config_map = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: aws}\ndata: {AWS_REGION: ap-south-1}\n"
-    env = env_of(plan_for(tmp_path, irsa_pod(containers), account() + config_map,
-                          options={"region": "eu-west-1"}).main)
+    config_map = (
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: aws}\ndata: {AWS_REGION: ap-south-1}\n"
+    )
+    env = env_of(
+        plan_for(tmp_path, irsa_pod(containers), account() + config_map, options={"region": "eu-west-1"}).main
+    )
     assert env["AWS_ROLE_ARN"] == "mine"
     assert "AWS_WEB_IDENTITY_TOKEN_FILE" not in env  # the reserved pair is skipped together
     assert env["AWS_REGION"] == "eu-west-1"  # appended to env, so it overrides the envFrom value
@@ -78,8 +83,11 @@ def test_keys_the_user_set_in_env_are_left_alone_but_env_from_is_not_looked_at(t
 
 def test_skip_containers_annotation(tmp_path):
     containers = f"- name: main\n  image: {IMAGE}\n- name: agent\n  image: {IMAGE}\n"
-    plan = plan_for(tmp_path, irsa_pod(containers, metadata="annotations: {eks.amazonaws.com/skip-containers: agent}\n"),
-                    account())
+    plan = plan_for(
+        tmp_path,
+        irsa_pod(containers, metadata="annotations: {eks.amazonaws.com/skip-containers: agent}\n"),
+        account(),
+    )
     assert "AWS_ROLE_ARN" in env_of(plan.main)
     agent = plan.sidecars[0]
     assert "AWS_ROLE_ARN" not in env_of(agent)
@@ -93,12 +101,17 @@ def test_init_containers_are_patched_too(tmp_path):
 
 
 def test_pod_identity_takes_precedence_over_irsa(tmp_path):
-    plan = plan_for(tmp_path, irsa_pod(metadata="labels: {app: t}\n"), account(),
-                    options={"identity": "pod-identity", "region": "us-west-2"})
+    plan = plan_for(
+        tmp_path,
+        irsa_pod(metadata="labels: {app: t}\n"),
+        account(),
+        options={"identity": "pod-identity", "region": "us-west-2"},
+    )
     env = env_of(plan.main)
     assert env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] == "http://169.254.170.23/v1/credentials"
     assert env["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"] == (
-        "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token")
+        "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token"
+    )
     assert env["AWS_REGION"] == "us-west-2"
     assert "AWS_ROLE_ARN" not in env
     assert mount(plan.main, "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount").read_only
@@ -111,8 +124,11 @@ def test_pod_identity_takes_precedence_over_irsa(tmp_path):
 def test_pod_identity_on_an_ipv6_cluster_and_with_a_local_endpoint(tmp_path):
     ipv6 = plan_for(tmp_path, pod(), options={"identity": "pod-identity", "service_cidr": "fd00:10::/108"})
     assert env_of(ipv6.main)["AWS_CONTAINER_CREDENTIALS_FULL_URI"] == "http://[fd00:ec2::23]/v1/credentials"
-    local = plan_for(tmp_path, pod(), options={"identity": "pod-identity",
-                                                "pod_identity_endpoint": "http://127.0.0.1:9911/creds"})
+    local = plan_for(
+        tmp_path,
+        pod(),
+        options={"identity": "pod-identity", "pod_identity_endpoint": "http://127.0.0.1:9911/creds"},
+    )
     assert env_of(local.main)["AWS_CONTAINER_CREDENTIALS_FULL_URI"] == "http://127.0.0.1:9911/creds"
 
 

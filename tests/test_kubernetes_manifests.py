@@ -1,4 +1,4 @@
-"""Manifests are parsed as strictly as the API server does, and workloads become the pods their controllers make."""
+"""Manifests are parsed as strictly as the API server does; workloads become their controllers' pods."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from conformance.cli import cli
 from conformance.errors import BadInput
-from kubernetes_support import IMAGE, env_of, plan_for, pod, write_target
+from tests.kubernetes_support import IMAGE, env_of, plan_for, pod, write_target
 
 
 def bad_input(tmp_path, manifest: str, resources: str | None = None, options: dict | None = None) -> BadInput:
@@ -21,14 +21,23 @@ def bad_input(tmp_path, manifest: str, resources: str | None = None, options: di
 @pytest.mark.parametrize(
     ("containers", "field", "problem"),
     [
-        (f"- name: main\n  image: {IMAGE}\n  imagePullPolcy: Always\n", "spec.containers[0].imagePullPolcy",
-         "unknown field"),
+        (
+            f"- name: main\n  image: {IMAGE}\n  imagePullPolcy: Always\n",
+            "spec.containers[0].imagePullPolcy",
+            "unknown field",
+        ),
         # the client models also accept Python names; the API does not
         (f"- name: main\n  image: {IMAGE}\n  env_from: []\n", "spec.containers[0].env_from", "unknown field"),
-        (f"- name: main\n  image: {IMAGE}\n  env: [{{name: N, value: 3}}]\n", "spec.containers[0].env[0].value",
-         "valid string"),
-        (f"- name: main\n  image: {IMAGE}\n  ports: [{{containerPort: http}}]\n",
-         "spec.containers[0].ports[0].containerPort", "valid integer"),
+        (
+            f"- name: main\n  image: {IMAGE}\n  env: [{{name: N, value: 3}}]\n",
+            "spec.containers[0].env[0].value",
+            "valid string",
+        ),
+        (
+            f"- name: main\n  image: {IMAGE}\n  ports: [{{containerPort: http}}]\n",
+            "spec.containers[0].ports[0].containerPort",
+            "valid integer",
+        ),
         (f"- image: {IMAGE}\n", "spec.containers[0].name", "required"),
     ],
 )
@@ -65,7 +74,10 @@ def test_errors_in_a_multi_document_file_say_which_document(tmp_path):
 @pytest.mark.parametrize(
     ("manifest", "problem"),
     [
-        ("apiVersion: apps/v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n", "must be apiVersion 'v1'"),
+        (
+            "apiVersion: apps/v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n",
+            "must be apiVersion 'v1'",
+        ),
         ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", "expected exactly one Pod"),
         ("apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: d}\n", "kind 'DaemonSet' is not understood"),
         ("key: [unclosed\n", "invalid YAML"),
@@ -81,8 +93,10 @@ def test_inert_kinds_are_accepted_beside_the_pod(tmp_path):
 
 
 def test_duplicate_resources_are_refused(tmp_path):
-    resources = ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n"
-                 "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
+    resources = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n"
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
+    )
     assert "declared twice" in bad_input(tmp_path, pod(), resources).problem
 
 
@@ -133,7 +147,9 @@ def test_probe_replaces_args_or_the_whole_command(tmp_path):
     args_mode = plan_for(tmp_path, pod(containers)).main
     assert (args_mode.entrypoint, args_mode.command) == (["python", "train.py"], ["--lr", "0.1"])
     command_mode = plan_for(tmp_path, pod(containers), options={"probe_replaces": "command"}).main
-    assert command_mode.entrypoint == []  # the pod's command replaced the image ENTRYPOINT; the probe replaces it
+    assert (
+        command_mode.entrypoint == []
+    )  # the pod's command replaced the image ENTRYPOINT; the probe replaces it
 
 
 def workload(kind: str, api: str, spec: str = "") -> str:
@@ -141,9 +157,11 @@ def workload(kind: str, api: str, spec: str = "") -> str:
     if api == "apps/v1":
         spec = "selector: {matchLabels: {app: t}}\n" + spec
     extra = "".join(f"  {line}\n" for line in spec.splitlines())
-    return (f"apiVersion: {api}\nkind: {kind}\nmetadata: {{name: train}}\nspec:\n{extra}"
-            f"  template:\n    metadata: {{labels: {{app: t}}}}\n"
-            f"    spec: {{restartPolicy: Never, containers: [{{name: main, image: {IMAGE}}}]}}\n")
+    return (
+        f"apiVersion: {api}\nkind: {kind}\nmetadata: {{name: train}}\nspec:\n{extra}"
+        f"  template:\n    metadata: {{labels: {{app: t}}}}\n"
+        f"    spec: {{restartPolicy: Never, containers: [{{name: main, image: {IMAGE}}}]}}\n"
+    )
 
 
 def test_deployment_pods_are_named_like_the_replicaset_controller_names_them(tmp_path):
@@ -170,9 +188,11 @@ def test_indexed_job_gets_its_completion_index(tmp_path):
 
 
 def test_cronjob_pod_belongs_to_a_job_named_after_its_schedule(tmp_path):
-    manifest = (f"apiVersion: batch/v1\nkind: CronJob\nmetadata: {{name: nightly}}\nspec:\n  schedule: '0 * * * *'\n"
-                f"  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n"
-                f"          containers: [{{name: main, image: {IMAGE}}}]\n")
+    manifest = (
+        f"apiVersion: batch/v1\nkind: CronJob\nmetadata: {{name: nightly}}\nspec:\n  schedule: '0 * * * *'\n"
+        f"  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n"
+        f"          containers: [{{name: main, image: {IMAGE}}}]\n"
+    )
     plan = plan_for(tmp_path, manifest)
     assert re.fullmatch(r"nightly-\d+", plan.metadata["controller.job"])
     assert plan.metadata["pod"].startswith(plan.metadata["controller.job"] + "-")
@@ -190,5 +210,7 @@ def test_cli_run_exits_2_with_one_line_naming_manifest_and_field(tmp_path):
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith(f"parity: {tmp_path / 'pod.yaml'}: spec.containers[0].env[0].valueFrom.configMapKeyRef: "
-                               "ConfigMap 'hyper' not found")
+    assert lines[0].startswith(
+        f"parity: {tmp_path / 'pod.yaml'}: spec.containers[0].env[0].valueFrom.configMapKeyRef: "
+        "ConfigMap 'hyper' not found"
+    )

@@ -6,7 +6,7 @@ import pytest
 
 from conformance.errors import BadInput
 from conformance.platforms.kubernetes.security import milli_cpu_to_shares
-from kubernetes_support import IMAGE, plan_for, pod
+from tests.kubernetes_support import IMAGE, plan_for, pod
 
 
 def container(security: str = "", resources: str = "", image: str = IMAGE) -> str:
@@ -67,8 +67,10 @@ def test_strict_supplemental_groups_policy_cannot_be_reproduced(tmp_path):
 
 
 def test_privilege_and_capability_settings(tmp_path):
-    security = ("{allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, "
-                "capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}}")
+    security = (
+        "{allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, "
+        "capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}}"
+    )
     main = plan_for(tmp_path, pod(container(security))).main
     assert main.no_new_privileges is True
     assert main.read_only_rootfs is True
@@ -84,8 +86,12 @@ def test_privilege_and_capability_settings(tmp_path):
         ("", "", {}, True),  # the pod default is Unconfined, unlike Docker's default profile
         ("{seccompProfile: {type: RuntimeDefault}}", "", {}, False),
         ("", "securityContext: {seccompProfile: {type: RuntimeDefault}}\n", {}, False),
-        ("{seccompProfile: {type: Unconfined}}", "securityContext: {seccompProfile: {type: RuntimeDefault}}\n",
-         {}, True),
+        (
+            "{seccompProfile: {type: Unconfined}}",
+            "securityContext: {seccompProfile: {type: RuntimeDefault}}\n",
+            {},
+            True,
+        ),
         ("", "", {"seccomp_default": True}, False),  # kubelet seccompDefault: true
         ("{privileged: true, seccompProfile: {type: RuntimeDefault}}", "", {}, True),
     ],
@@ -113,7 +119,11 @@ def test_localhost_seccomp_profiles_are_refused(tmp_path):
 )
 def test_resources_become_cgroup_limits(tmp_path, resources, quota_millicores, shares, memory):
     main = plan_for(tmp_path, pod(container(resources=resources))).main
-    assert (main.cpu_limit_millicores, main.cpu_shares, main.memory_limit_bytes) == (quota_millicores, shares, memory)
+    assert (main.cpu_limit_millicores, main.cpu_shares, main.memory_limit_bytes) == (
+        quota_millicores,
+        shares,
+        memory,
+    )
 
 
 def test_cpu_shares_are_clamped():

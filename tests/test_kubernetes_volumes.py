@@ -1,4 +1,4 @@
-"""Volumes in kubelet's layout and with its modes (kubernetes-contract §2: atomic writer, fsGroup, tokens, subPath)."""
+"""Volumes in kubelet's layout and modes (kubernetes-contract §2: atomic writer, fsGroup, tokens, subPath)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 import pytest
 
 from conformance.errors import BadInput
-from kubernetes_support import IMAGE, content, entries, mount, plan_for, pod
+from tests.kubernetes_support import IMAGE, content, entries, mount, plan_for, pod
 
 RESOURCES = """\
 apiVersion: v1
@@ -24,15 +24,26 @@ stringData: {password: hunter2, user: alice}
 """
 
 
+RUNNER_WITHOUT_AUTOMOUNT = (
+    "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: runner}\nautomountServiceAccountToken: false\n"
+)
+
+
 def volume_pod(volumes: str, mounts: str, spec: str = "") -> str:
     containers = f"- name: main\n  image: {IMAGE}\n  volumeMounts:\n" + "".join(
-        f"  - {line}\n" for line in mounts.strip().splitlines())
-    return pod(containers, spec=spec + "volumes:\n" + "".join(f"- {line}\n" for line in volumes.strip().splitlines()))
+        f"  - {line}\n" for line in mounts.strip().splitlines()
+    )
+    return pod(
+        containers, spec=spec + "volumes:\n" + "".join(f"- {line}\n" for line in volumes.strip().splitlines())
+    )
 
 
 def test_configmap_volume_is_in_the_atomic_writer_layout(tmp_path):
-    plan = plan_for(tmp_path, volume_pod("{name: hp, configMap: {name: hyper}}", "{name: hp, mountPath: /etc/hp}"),
-                    RESOURCES)
+    plan = plan_for(
+        tmp_path,
+        volume_pod("{name: hp, configMap: {name: hyper}}", "{name: hp, mountPath: /etc/hp}"),
+        RESOURCES,
+    )
     volume = plan.volume("hp")
     assert (volume.medium, volume.mode, volume.gid) == ("disk", 0o777, 0)  # a disk emptyDir underneath
     assert entries(volume) == {
@@ -44,14 +55,18 @@ def test_configmap_volume_is_in_the_atomic_writer_layout(tmp_path):
         "lr": ("symlink", 0o777, 0, 0, "..data/lr"),
     }
     stamp = next(e.path for e in volume.entries if e.kind == "dir")
-    assert re.fullmatch(r"\.\.\d{4}_\d\d_\d\d_\d\d_\d\d_\d\d\.\d+", stamp)  # ..<UTC 2006_01_02_15_04_05>.<random>
+    assert re.fullmatch(
+        r"\.\.\d{4}_\d\d_\d\d_\d\d_\d\d_\d\d\.\d+", stamp
+    )  # ..<UTC 2006_01_02_15_04_05>.<random>
     assert content(volume, "/lr") == b"0.1"
     assert mount(plan.main, "/etc/hp").read_only is True  # mounted read-only whatever the volumeMount says
 
 
 def test_items_modes_and_nested_paths(tmp_path):
-    volumes = ("{name: creds, secret: {secretName: db, defaultMode: 0400, "
-               "items: [{key: password, path: db/password, mode: 0440}, {key: user, path: user}]}}")
+    volumes = (
+        "{name: creds, secret: {secretName: db, defaultMode: 0400, "
+        "items: [{key: password, path: db/password, mode: 0440}, {key: user, path: user}]}}"
+    )
     plan = plan_for(tmp_path, volume_pod(volumes, "{name: creds, mountPath: /etc/creds}"), RESOURCES)
     volume = plan.volume("creds")
     assert (volume.medium, volume.mode) == ("memory", 0o1777)  # a tmpfs root
@@ -77,7 +92,9 @@ def test_fs_group_gives_group_ownership_and_mode_bits(tmp_path):
     {name: creds, mountPath: /etc/creds}
     {name: scratch, mountPath: /scratch}
     """
-    plan = plan_for(tmp_path, volume_pod(volumes, mounts, spec="securityContext: {fsGroup: 2000}\n"), RESOURCES)
+    plan = plan_for(
+        tmp_path, volume_pod(volumes, mounts, spec="securityContext: {fsGroup: 2000}\n"), RESOURCES
+    )
     hp, creds, scratch = plan.volume("hp"), plan.volume("creds"), plan.volume("scratch")
     assert (hp.mode, hp.gid) == (0o2777, 2000)
     assert entries(hp)["..TS"] == ("dir", 0o2755, 0, 2000, None)  # setgid + 0110 on directories
@@ -140,7 +157,9 @@ def test_token_claims(tmp_path):
     assert claims["aud"] == ["https://kubernetes.default.svc"]
     assert claims["iss"].startswith("https://oidc.eks.eu-west-1.amazonaws.com/id/")
     assert claims["kubernetes.io"]["pod"]["name"] == "trainer"
-    assert claims["exp"] - claims["iat"] == 365 * 24 * 3600  # the apiserver extends the 3607 s admission token
+    assert (
+        claims["exp"] - claims["iat"] == 365 * 24 * 3600
+    )  # the apiserver extends the 3607 s admission token
     assert claims["kubernetes.io"]["warnafter"] - claims["iat"] == 3607
 
 
@@ -153,15 +172,17 @@ def test_automount_off_on_the_pod_or_the_account(tmp_path, pod_setting, account_
     spec = pod_setting
     if account_setting is not None:
         spec += "serviceAccountName: runner\n"
-        resources = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: runner}\nautomountServiceAccountToken: false\n"
+        resources = RUNNER_WITHOUT_AUTOMOUNT
     plan = plan_for(tmp_path, pod(spec=spec), resources)
     assert not any(v.name.startswith("kube-api-access-") for v in plan.volumes)
     assert not any(m.target.startswith("/var/run/secrets") for m in plan.main.mounts)
 
 
 def test_the_pods_automount_wins_over_the_accounts(tmp_path):
-    resources = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: runner}\nautomountServiceAccountToken: false\n"
-    plan = plan_for(tmp_path, pod(spec="serviceAccountName: runner\nautomountServiceAccountToken: true\n"), resources)
+    resources = RUNNER_WITHOUT_AUTOMOUNT
+    plan = plan_for(
+        tmp_path, pod(spec="serviceAccountName: runner\nautomountServiceAccountToken: true\n"), resources
+    )
     assert any(v.name.startswith("kube-api-access-") for v in plan.volumes)
 
 
@@ -181,13 +202,16 @@ def test_downward_api_volume(tmp_path):
         - {path: annotations, fieldRef: {fieldPath: metadata.annotations}, mode: 0400}
         - {path: cpu_limit, resourceFieldRef: {containerName: main, resource: limits.cpu, divisor: 1m}}
     """
-    manifest = pod(f"""\
+    manifest = pod(
+        f"""\
     - name: main
       image: {IMAGE}
       resources: {{limits: {{cpu: 250m}}}}
       volumeMounts: [{{name: info, mountPath: /etc/podinfo}}]
-    """, spec="volumes:\n- " + "\n".join(line[4:] for line in volumes.splitlines()).lstrip() + "\n",
-        metadata='labels: {app: trainer, tier: "ml"}\nannotations: {note: "say \\"hi\\"\\n"}\n')
+    """,
+        spec="volumes:\n- " + "\n".join(line[4:] for line in volumes.splitlines()).lstrip() + "\n",
+        metadata='labels: {app: trainer, tier: "ml"}\nannotations: {note: "say \\"hi\\"\\n"}\n',
+    )
     volume = plan_for(tmp_path, manifest).volume("info")
     assert volume.medium == "memory"
     assert content(volume, "/labels") == b'app="trainer"\ntier="ml"'  # sorted, Go-quoted, no final newline
@@ -197,14 +221,24 @@ def test_downward_api_volume(tmp_path):
 
 
 def test_projected_volume_combines_sources_with_its_default_mode(tmp_path):
-    volumes = ("{name: all, projected: {defaultMode: 0440, sources: [{configMap: {name: hyper, items: "
-               "[{key: lr, path: hp/lr}]}}, {secret: {name: db}}, {downwardAPI: {items: [{path: ns, fieldRef: "
-               "{fieldPath: metadata.namespace}}]}}, {serviceAccountToken: {path: vault-token, audience: vault, "
-               "expirationSeconds: 600}}]}}")
-    volume = plan_for(tmp_path, volume_pod(volumes, "{name: all, mountPath: /projected}"), RESOURCES).volume("all")
+    volumes = (
+        "{name: all, projected: {defaultMode: 0440, sources: [{configMap: {name: hyper, items: "
+        "[{key: lr, path: hp/lr}]}}, {secret: {name: db}}, {downwardAPI: {items: [{path: ns, fieldRef: "
+        "{fieldPath: metadata.namespace}}]}}, {serviceAccountToken: {path: vault-token, audience: vault, "
+        "expirationSeconds: 600}}]}}"
+    )
+    volume = plan_for(tmp_path, volume_pod(volumes, "{name: all, mountPath: /projected}"), RESOURCES).volume(
+        "all"
+    )
     layout = entries(volume)
     assert {path for path in layout if path.startswith("..TS/")} == {
-        "..TS/hp", "..TS/hp/lr", "..TS/password", "..TS/user", "..TS/ns", "..TS/vault-token"}
+        "..TS/hp",
+        "..TS/hp/lr",
+        "..TS/password",
+        "..TS/user",
+        "..TS/ns",
+        "..TS/vault-token",
+    }
     assert layout["..TS/hp/lr"][1] == layout["..TS/password"][1] == layout["..TS/vault-token"][1] == 0o440
 
 
@@ -212,29 +246,46 @@ def test_missing_config_map_and_key_fail_unless_optional(tmp_path):
     with pytest.raises(BadInput) as caught:
         plan_for(tmp_path, volume_pod("{name: hp, configMap: {name: nope}}", "{name: hp, mountPath: /hp}"))
     assert caught.value.field == "spec.volumes[0].configMap"
-    optional = plan_for(tmp_path, volume_pod("{name: hp, configMap: {name: nope, optional: true}}",
-                                             "{name: hp, mountPath: /hp}"))
+    optional = plan_for(
+        tmp_path,
+        volume_pod("{name: hp, configMap: {name: nope, optional: true}}", "{name: hp, mountPath: /hp}"),
+    )
     assert set(entries(optional.volume("hp"))) == {"..TS", "..data"}  # an empty atomic-writer volume
     with pytest.raises(BadInput, match="has no key 'absent'"):
-        plan_for(tmp_path, volume_pod("{name: hp, configMap: {name: hyper, items: [{key: absent, path: a}]}}",
-                                      "{name: hp, mountPath: /hp}"), RESOURCES)
+        plan_for(
+            tmp_path,
+            volume_pod(
+                "{name: hp, configMap: {name: hyper, items: [{key: absent, path: a}]}}",
+                "{name: hp, mountPath: /hp}",
+            ),
+            RESOURCES,
+        )
 
 
 def test_sub_path_mounts_the_resolved_file(tmp_path):
-    plan = plan_for(tmp_path, volume_pod("{name: hp, configMap: {name: hyper}}",
-                                         "{name: hp, mountPath: /etc/config.json, subPath: config.json}"), RESOURCES)
+    plan = plan_for(
+        tmp_path,
+        volume_pod(
+            "{name: hp, configMap: {name: hyper}}",
+            "{name: hp, mountPath: /etc/config.json, subPath: config.json}",
+        ),
+        RESOURCES,
+    )
     sub = mount(plan.main, "/etc/config.json")
     assert re.fullmatch(r"\.\.\d{4}_[\d_]+\.\d+/config\.json", sub.sub_path)  # the file, not the symlink
     assert sub.read_only is True
 
 
 def test_missing_sub_path_directory_is_created_with_the_roots_mode(tmp_path):
-    manifest = pod(f"""\
+    manifest = pod(
+        f"""\
     - name: main
       image: {IMAGE}
       env: [{{name: POD, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}]
       volumeMounts: [{{name: scratch, mountPath: /logs, subPathExpr: "logs/$(POD)"}}]
-    """, spec="securityContext: {fsGroup: 2000}\nvolumes: [{name: scratch, emptyDir: {}}]\n")
+    """,
+        spec="securityContext: {fsGroup: 2000}\nvolumes: [{name: scratch, emptyDir: {}}]\n",
+    )
     plan = plan_for(tmp_path, manifest)
     assert mount(plan.main, "/logs").sub_path == "logs/trainer"
     layout = entries(plan.volume("scratch"))
@@ -245,16 +296,23 @@ def test_missing_sub_path_directory_is_created_with_the_roots_mode(tmp_path):
 @pytest.mark.parametrize("sub_path", ["/abs", "../escape", "a/../../b"])
 def test_sub_paths_that_leave_the_volume_are_refused(tmp_path, sub_path):
     with pytest.raises(BadInput, match="relative path without"):
-        plan_for(tmp_path, volume_pod("{name: s, emptyDir: {}}", f"{{name: s, mountPath: /x, subPath: '{sub_path}'}}"))
+        plan_for(
+            tmp_path,
+            volume_pod("{name: s, emptyDir: {}}", f"{{name: s, mountPath: /x, subPath: '{sub_path}'}}"),
+        )
 
 
 def test_sub_path_expr_with_an_unset_variable_is_refused(tmp_path):
     with pytest.raises(BadInput, match="missing value for NOPE"):
-        plan_for(tmp_path, volume_pod("{name: s, emptyDir: {}}", "{name: s, mountPath: /x, subPathExpr: '$(NOPE)'}"))
+        plan_for(
+            tmp_path,
+            volume_pod("{name: s, emptyDir: {}}", "{name: s, mountPath: /x, subPathExpr: '$(NOPE)'}"),
+        )
 
 
 def test_memory_empty_dir_is_sized_like_kubelet(tmp_path):
-    manifest = pod(f"""\
+    manifest = pod(
+        f"""\
     - name: main
       image: {IMAGE}
       resources: {{limits: {{memory: 2Gi}}}}
@@ -262,7 +320,10 @@ def test_memory_empty_dir_is_sized_like_kubelet(tmp_path):
     - name: sidecar
       image: {IMAGE}
       resources: {{limits: {{memory: 1Gi}}}}
-    """, spec="volumes:\n- {name: a, emptyDir: {medium: Memory}}\n- {name: b, emptyDir: {medium: Memory, sizeLimit: 64Mi}}\n")
+    """,
+        spec="volumes:\n- {name: a, emptyDir: {medium: Memory}}\n"
+        "- {name: b, emptyDir: {medium: Memory, sizeLimit: 64Mi}}\n",
+    )
     plan = plan_for(tmp_path, manifest, options={"node_allocatable": {"memory": "8Gi"}})
     assert (plan.volume("a").medium, plan.volume("a").mode) == ("memory", 0o1777)
     assert plan.volume("a").size_bytes == 3 * 2**30  # the pod's memory limit, below allocatable
@@ -270,8 +331,12 @@ def test_memory_empty_dir_is_sized_like_kubelet(tmp_path):
 
 
 def test_claims_are_emulated_as_empty_directories_and_said_so(tmp_path):
-    plan = plan_for(tmp_path, volume_pod("{name: data, persistentVolumeClaim: {claimName: datasets}}",
-                                         "{name: data, mountPath: /data}"))
+    plan = plan_for(
+        tmp_path,
+        volume_pod(
+            "{name: data, persistentVolumeClaim: {claimName: datasets}}", "{name: data, mountPath: /data}"
+        ),
+    )
     assert plan.volume("data").entries == []
     assert "emulated as an empty directory" in plan.metadata["note.volume.data"]
 

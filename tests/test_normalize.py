@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from snapshot_factory import kubernetes_snapshot, sagemaker_snapshot, secret
+from tests.snapshot_factory import kubernetes_snapshot, sagemaker_snapshot, secret
 
 from conformance.contract import load_contract
 from conformance.differ import Side, diff_snapshots

@@ -10,20 +10,19 @@ so the image itself is never changed.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import secrets
 import shutil
-import tarfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from probe_support import expected_hmac
 from testcontainers.core.container import DockerContainer
 
 from conformance.snapshot import PROBE_PATH, extract_snapshot
+from tests.docker_support import build_image
+from tests.probe_support import expected_hmac
 
 RUN_ID = uuid.uuid4().hex[:12]
 LABELS = {"org.parity.test": "probe", "org.parity.test-run": RUN_ID}
@@ -53,25 +52,8 @@ ENTRYPOINT ["/usr/local/bin/parity-test-entrypoint"]
 @pytest.fixture(scope="session")
 def probe_test_image(docker_client, base_image):
     """The test image, built once per session from the base image (`docker build --network host`)."""
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as archive:
-        for name, text in (("Dockerfile", DOCKERFILE.format(base=base_image)), ("entrypoint.sh", ENTRYPOINT)):
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    context.seek(0)
-    docker_client.images.build(
-        fileobj=context,
-        custom_context=True,
-        tag=IMAGE_TAG,
-        network_mode="host",
-        rm=True,
-        forcerm=True,
-        pull=False,
-        labels=LABELS,
-    )
-    yield IMAGE_TAG
+    files = {"entrypoint.sh": ENTRYPOINT.encode()}
+    yield build_image(docker_client, IMAGE_TAG, DOCKERFILE.format(base=base_image), files)
     docker_client.images.remove(IMAGE_TAG, force=True)
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from probe_support import expected_hmac, load_probe_module
+
+from tests.probe_support import expected_hmac, load_probe_module
 
 KEY = bytes(range(32))
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from probe_support import expected_hmac, load_probe_module
 
 from conformance.snapshot import FRAME_BEGIN, FRAME_END, PROBE_PATH, SCHEMA, extract_snapshot
+from tests.probe_support import expected_hmac, load_probe_module
 
 KEY = bytes(range(32))
 
@@ -197,7 +197,7 @@ env_names = st.binary(min_size=1, max_size=12).filter(
 env_values = st.binary(max_size=40).filter(lambda value: b"\0" not in value)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(environment=st.dictionaries(env_names, env_values, max_size=12))
 def test_env_round_trips_exactly(environment):
     """Any names and values (bytes, not only UTF-8) come back exactly, or as the HMAC of the exact bytes."""

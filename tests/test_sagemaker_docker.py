@@ -158,7 +158,7 @@ def test_processing_job_contract(docker_client, base_image, tmp_path):
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([PARITY, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run([PARITY, *args], check=False, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def test_parity_run_writes_the_snapshot(docker_client, training_image, tmp_path):
@@ -192,12 +192,15 @@ def test_parity_run_reports_a_failed_job_with_exit_3(docker_client, training_ima
     assert "failure reason: disk full" in first_line and "Traceback" not in result.stderr
 
 
-def test_ctrl_c_on_parity_run_removes_everything(docker_client, base_image, tmp_path):
-    target = unique_target("sm-sigint")
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_ctrl_c_on_the_cli_removes_everything(docker_client, base_image, tmp_path, command):
+    """`parity run` waits on the main thread; `parity check` runs its targets on worker threads."""
+    target = unique_target(f"sm-sigint-{command}")
     request = {**TRAINING, "AlgorithmSpecification": {**TRAINING["AlgorithmSpecification"],
                                                       "ContainerEntrypoint": ["python3", "-c", "import time; time.sleep(600)"]}}
-    write_project(tmp_path, target, base_image, request)
-    process = subprocess.Popen([PARITY, "run", "--target", target, "-c", "parity.yaml"], cwd=tmp_path,
+    config = write_project(tmp_path, target, base_image, request)
+    arguments = ["run", "--target", target] if command == "run" else ["check"]
+    process = subprocess.Popen([PARITY, *arguments, "-c", str(config)], cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
@@ -206,11 +209,13 @@ def test_ctrl_c_on_parity_run_removes_everything(docker_client, base_image, tmp_
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "the job's container never started"
             time.sleep(0.1)
+        interrupted = time.monotonic()
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
+    assert time.monotonic() - interrupted < 20  # not the 120 s the job would have run
     assert process.returncode == 130
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert leftovers(docker_client, target) == {"containers": [], "volumes": []}

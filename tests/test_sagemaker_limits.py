@@ -325,7 +325,7 @@ def test_every_pattern_reachable_from_both_requests_compiles():
             return
         seen.add(shape.name)
         children = {"structure": lambda: shape.members.values(), "list": lambda: [shape.member],
-                    "map": lambda: [shape.key, shape.value]}.get(shape.type_name, lambda: [])()
+                    "map": lambda: [shape.key, shape.value]}.get(shape.type_name, list)()
         for child in children:
             walk(child)
 

@@ -27,8 +27,9 @@ How a plan becomes containers:
   entry's mode, uid, gid and symlink target (see conformance.engines.volumes). The daemon applies them as
   root, so this works from an unprivileged harness and against a remote daemon; host-staged directories
   would need the harness to run as root (chown) on the daemon's machine. A memory volume keeps its content
-  only while mounted, so the holder keeps every volume mounted for the pod's lifetime; otherwise a
-  never-started staging container receives the archive. `sub_path` mounts bind the staged path under the
+  only while mounted, so the holder keeps every volume mounted for the pod's lifetime and receives the
+  archive. Without a holder, the created (not yet started) main container receives it when it mounts every
+  volume whole and writable (a SageMaker job); otherwise a staging container that is never started. `sub_path` mounts bind the staged path under the
   volume's mountpoint on the daemon host (Docker 20.10 has no volume subpath), after resolving symlinks
   inside the volume as kubelet does; files mounted over /etc/hosts, /etc/resolv.conf or /etc/hostname
   replace Docker's own.
@@ -171,22 +172,25 @@ class _PlanRun:
             LIVE_RUNS.end(self.run_id)
 
     def _execute(self) -> RunOutcome:
+        plan = self.plan
         images = self._images()
-        main_image = images[self.plan.main.image]
+        main_image = images[plan.main.image]
         probe_mounts = self._write_probe_dir(main_image)
         self._create_volumes()
         if self._needs_holder():
             self.holder = self._start_holder()
             self._stage_volumes(self.holder, STAGE_DIR, self._staged_by_index())
-        for init in self.plan.init_containers:
+        for init in plan.init_containers:
             self._run_init(init)
-        for sidecar in self.plan.sidecars:
+        for sidecar in plan.sidecars:
             self._start(self._create(sidecar, role="sidecar"))
-        plan = self.plan
+        main_targets = self._main_staging_targets() if self.holder is None else None
+        if self.holder is None and main_targets is None and self.volumes:
+            self._stage_through_stager()  # sub_path binds need their source before main is created
         command = (plan.main.command or [plan.probe_as]) if plan.probe_as else PROBE_COMMAND
         main = self._create(plan.main, role="main", command=command, extra_mounts=probe_mounts)
-        if self.holder is None:
-            self._stage_without_holder(main)
+        if main_targets:
+            self._stage_volumes(main, "/", [(main_targets[volume.name], volume) for volume in self.volumes])
         return self._run_main(main, main_image)
 
     def _cleanup(self, report_failure: bool) -> None:
@@ -319,16 +323,19 @@ class _PlanRun:
     def _staged_by_index(self) -> list[tuple[str, Volume]]:
         return [(str(index), volume) for index, volume in enumerate(self.volumes)]
 
-    def _stage_without_holder(self, main: DockerContainer) -> None:
-        """Populate the volumes through the created, not yet started, main container when it mounts every
-        volume read-write as a whole on a writable root (a SageMaker job), else through a never-started
-        staging container (the daemon refuses to extract into read-only mounts)."""
-        if not self.volumes:
-            return
-        targets = {m.volume: m.target for m in self.plan.main.mounts if not m.sub_path and not m.read_only}
-        if not self.plan.main.read_only_rootfs and all(volume.name in targets for volume in self.volumes):
-            self._stage_volumes(main, "/", [(targets[v.name].strip("/"), v) for v in self.volumes])
-            return
+    def _main_staging_targets(self) -> dict[str, str] | None:
+        """Where the created, not yet started, main container mounts each volume, when it can receive the
+        volumes' archive itself (a SageMaker job): every volume mounted read-write as a whole, no sub_path
+        (its bind source must exist before the container), a writable root (the daemon refuses to extract
+        into read-only mounts). None otherwise."""
+        main = self.plan.main
+        if not self.volumes or main.read_only_rootfs or any(m.sub_path for m in main.mounts):
+            return None
+        targets = {m.volume: m.target.strip("/") for m in main.mounts if not m.read_only}
+        return targets if all(volume.name in targets for volume in self.volumes) else None
+
+    def _stage_through_stager(self) -> None:
+        """Populate the volumes through a container that is created, receives the archive, and is removed."""
         stager = self._create_raw(
             role="stager", name="stager", image=self.plan.main.image, entrypoint=["true"], command=[],
             network_mode="none", mounts=self._stage_mounts(),
@@ -505,13 +512,13 @@ class _PlanRun:
             return None
         try:
             stream, _ = container.get_archive(self.plan.failure_message_path)
-            archive = tarfile.open(fileobj=io.BytesIO(b"".join(stream)))
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+                member = next((m for m in archive.getmembers() if m.isfile()), None)
+                if member is None:
+                    return None
+                content = archive.extractfile(member).read(self.plan.failure_message_limit)
         except (NotFound, APIError, tarfile.TarError):
             return None
-        member = next((m for m in archive.getmembers() if m.isfile()), None)
-        if member is None:
-            return None
-        content = archive.extractfile(member).read(self.plan.failure_message_limit)
         return content.decode("utf-8", "replace").strip() or None
 
     # -- errors ------------------------------------------------------------------------------------

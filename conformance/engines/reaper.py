@@ -18,10 +18,10 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import docker
-from docker.errors import DockerException, NotFound
+if TYPE_CHECKING:
+    import docker
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -41,6 +41,8 @@ def remove_run_resources(client: docker.DockerClient, run_id: str) -> None:
     The holder goes last: the other containers share its namespaces. Raises DockerException when the
     daemon cannot be asked; anything already gone is fine.
     """
+    from docker.errors import NotFound
+
     def remove_container(summary: dict) -> None:
         try:
             client.api.remove_container(summary["Id"], force=True)
@@ -105,6 +107,9 @@ class LiveRuns:
             self._cancelled.update(runs)
         if not runs:
             return
+        import docker
+        from docker.errors import DockerException
+
         try:
             # A client of its own: the interrupted thread may be in the middle of a request on its client.
             client = docker.from_env(timeout=60)
@@ -130,8 +135,9 @@ _installed = False
 def install_interrupt_handlers() -> None:
     """Reap live runs on SIGINT, SIGTERM and interpreter exit, then do what the previous handler did.
 
-    Only the main thread can install signal handlers; a call from another thread does nothing (the
-    engine also calls this when it is constructed, which the runner does on the main thread).
+    Only the main thread can install signal handlers; a call from another thread does nothing. The
+    engine calls this whenever it is constructed or run, and the `parity` command calls it on its main
+    thread before any target runs (imports nothing heavy: docker is imported only to reap).
     """
     global _installed
     if threading.current_thread() is not threading.main_thread():

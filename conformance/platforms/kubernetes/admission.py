@@ -52,16 +52,24 @@ def service_account_of(pod: PodFacts, manifests: ManifestSet) -> k8s.V1ServiceAc
         return loaded.obj
     if name == "default":
         return k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name="default", namespace=pod.namespace))
-    raise pod.workload.bad("serviceAccountName", f"ServiceAccount {pod.namespace}/{name} not found: add its manifest "
-                           "to the target's resources (the API server would refuse the pod)")
+    raise pod.workload.bad(
+        "serviceAccountName",
+        f"ServiceAccount {pod.namespace}/{name} not found: add its manifest "
+        "to the target's resources (the API server would refuse the pod)",
+    )
 
 
 def publish_root_ca(manifests: ManifestSet, namespace: str) -> None:
     """The root-ca-cert-publisher controller puts `kube-root-ca.crt` in every namespace."""
     key = (namespace, ROOT_CA_CONFIG_MAP)
     if key not in manifests.config_maps:
-        manifests.config_maps[key] = ConfigData("ConfigMap", ROOT_CA_CONFIG_MAP, Origin(manifests.workload.origin.file),
-                                                {"ca.crt": CLUSTER_CA_PEM}, {"ca.crt": CLUSTER_CA_PEM})
+        manifests.config_maps[key] = ConfigData(
+            "ConfigMap",
+            ROOT_CA_CONFIG_MAP,
+            Origin(manifests.workload.origin.file),
+            {"ca.crt": CLUSTER_CA_PEM},
+            {"ca.crt": CLUSTER_CA_PEM},
+        )
 
 
 def should_automount(pod: PodFacts, account: k8s.V1ServiceAccount) -> bool:
@@ -74,29 +82,51 @@ def should_automount(pod: PodFacts, account: k8s.V1ServiceAccount) -> bool:
 
 def mount_service_account_token(pod: PodFacts) -> None:
     spec = pod.spec
-    existing = next((v.name for v in spec.volumes or [] if v.name.startswith(SERVICE_ACCOUNT_VOLUME_PREFIX)), None)
+    existing = next(
+        (v.name for v in spec.volumes or [] if v.name.startswith(SERVICE_ACCOUNT_VOLUME_PREFIX)), None
+    )
     volume_name = existing or SERVICE_ACCOUNT_VOLUME_PREFIX + random_suffix(pod.uid.encode("utf-8"))
     needs_volume = False
     for container in all_containers(spec):
         if any(mount.mount_path == SERVICE_ACCOUNT_MOUNT_PATH for mount in container.volume_mounts or []):
             continue
-        container.volume_mounts = [*(container.volume_mounts or []), k8s.V1VolumeMount(
-            name=volume_name, read_only=True, mount_path=SERVICE_ACCOUNT_MOUNT_PATH)]
+        container.volume_mounts = [
+            *(container.volume_mounts or []),
+            k8s.V1VolumeMount(name=volume_name, read_only=True, mount_path=SERVICE_ACCOUNT_MOUNT_PATH),
+        ]
         needs_volume = True
     if existing is None and needs_volume:
-        spec.volumes = [*(spec.volumes or []), k8s.V1Volume(name=volume_name, projected=token_volume_source())]
+        spec.volumes = [
+            *(spec.volumes or []),
+            k8s.V1Volume(name=volume_name, projected=token_volume_source()),
+        ]
 
 
 def token_volume_source() -> k8s.V1ProjectedVolumeSource:
     return k8s.V1ProjectedVolumeSource(
         default_mode=0o644,
         sources=[
-            k8s.V1VolumeProjection(service_account_token=k8s.V1ServiceAccountTokenProjection(
-                path="token", expiration_seconds=ADMISSION_TOKEN_SECONDS)),
-            k8s.V1VolumeProjection(config_map=k8s.V1ConfigMapProjection(
-                name=ROOT_CA_CONFIG_MAP, items=[k8s.V1KeyToPath(key="ca.crt", path="ca.crt")])),
-            k8s.V1VolumeProjection(downward_api=k8s.V1DownwardAPIProjection(items=[
-                k8s.V1DownwardAPIVolumeFile(path="namespace", field_ref=k8s.V1ObjectFieldSelector(
-                    api_version="v1", field_path="metadata.namespace"))])),
+            k8s.V1VolumeProjection(
+                service_account_token=k8s.V1ServiceAccountTokenProjection(
+                    path="token", expiration_seconds=ADMISSION_TOKEN_SECONDS
+                )
+            ),
+            k8s.V1VolumeProjection(
+                config_map=k8s.V1ConfigMapProjection(
+                    name=ROOT_CA_CONFIG_MAP, items=[k8s.V1KeyToPath(key="ca.crt", path="ca.crt")]
+                )
+            ),
+            k8s.V1VolumeProjection(
+                downward_api=k8s.V1DownwardAPIProjection(
+                    items=[
+                        k8s.V1DownwardAPIVolumeFile(
+                            path="namespace",
+                            field_ref=k8s.V1ObjectFieldSelector(
+                                api_version="v1", field_path="metadata.namespace"
+                            ),
+                        )
+                    ]
+                )
+            ),
         ],
     )

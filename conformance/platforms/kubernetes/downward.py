@@ -16,13 +16,28 @@ from kubernetes.client import models as k8s
 from conformance.platforms.kubernetes.quantity import QuantityError, milli_value, parse_quantity, value
 from conformance.platforms.kubernetes.workloads import PodFacts
 
-ENV_FIELD_PATHS = frozenset({
-    "metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName", "spec.serviceAccountName",
-    "status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs",
-})
-VOLUME_FIELD_PATHS = frozenset({
-    "metadata.name", "metadata.namespace", "metadata.uid", "metadata.labels", "metadata.annotations",
-})
+ENV_FIELD_PATHS = frozenset(
+    {
+        "metadata.name",
+        "metadata.namespace",
+        "metadata.uid",
+        "spec.nodeName",
+        "spec.serviceAccountName",
+        "status.hostIP",
+        "status.hostIPs",
+        "status.podIP",
+        "status.podIPs",
+    }
+)
+VOLUME_FIELD_PATHS = frozenset(
+    {
+        "metadata.name",
+        "metadata.namespace",
+        "metadata.uid",
+        "metadata.labels",
+        "metadata.annotations",
+    }
+)
 _SUBSCRIPTED = re.compile(r"^(metadata\.labels|metadata\.annotations)\['(.*)'\]$")
 CPU_DIVISORS = frozenset({"1m", "1"})
 BYTE_DIVISORS = frozenset({"1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei"})
@@ -44,7 +59,9 @@ def field_value(selector: k8s.V1ObjectFieldSelector, pod: PodFacts, for_volume: 
     allowed = VOLUME_FIELD_PATHS if for_volume else ENV_FIELD_PATHS
     if path not in allowed:
         where = "a downwardAPI volume" if for_volume else "an environment variable"
-        raise DownwardError(f"fieldPath {path!r} is not supported in {where} (supported: {', '.join(sorted(allowed))})")
+        raise DownwardError(
+            f"fieldPath {path!r} is not supported in {where} (supported: {', '.join(sorted(allowed))})"
+        )
     return {
         "metadata.name": lambda: pod.name,
         "metadata.namespace": lambda: pod.namespace,
@@ -61,14 +78,23 @@ def field_value(selector: k8s.V1ObjectFieldSelector, pod: PodFacts, for_volume: 
 
 
 def format_map(values: dict[str, str]) -> str:
-    """`fieldpath.FormatMap`: sorted `key="value"` lines (Go %q quoting), joined by newlines, no final newline."""
+    """`fieldpath.FormatMap`: sorted `key="value"` lines (Go %q quoting), newline-joined, no final newline."""
     return "\n".join(f"{key}={go_quote(values[key])}" for key in sorted(values))
 
 
 def go_quote(text: str) -> str:
     """Go's `strconv.Quote`: printable runes kept, the usual escapes, others as \\x, \\u or \\U."""
-    escapes = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
-               "\\": "\\\\", '"': '\\"'}
+    escapes = {
+        "\a": "\\a",
+        "\b": "\\b",
+        "\f": "\\f",
+        "\n": "\\n",
+        "\r": "\\r",
+        "\t": "\\t",
+        "\v": "\\v",
+        "\\": "\\\\",
+        '"': '\\"',
+    }
     out = []
     for char in text:
         if char in escapes:
@@ -84,8 +110,9 @@ def go_quote(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def resource_value(selector: k8s.V1ResourceFieldSelector, container: k8s.V1Container,
-                   allocatable: dict[str, str]) -> str:
+def resource_value(
+    selector: k8s.V1ResourceFieldSelector, container: k8s.V1Container, allocatable: dict[str, str]
+) -> str:
     """`ExtractContainerResourceValue` on the container with limits defaulted to node allocatable."""
     kind, _, resource = selector.resource.partition(".")
     if kind not in ("limits", "requests") or not resource:
@@ -97,8 +124,10 @@ def resource_value(selector: k8s.V1ResourceFieldSelector, container: k8s.V1Conta
     if selector.divisor is not None and not _is_zero(selector.divisor):
         if _canonical_divisor(selector.divisor, is_cpu) is None:
             allowed = CPU_DIVISORS if is_cpu else BYTE_DIVISORS
-            raise DownwardError(f"divisor {selector.divisor!r} is not allowed for {resource} "
-                                f"(allowed: {', '.join(sorted(allowed, key=parse_quantity))})")
+            raise DownwardError(
+                f"divisor {selector.divisor!r} is not allowed for {resource} "
+                f"(allowed: {', '.join(sorted(allowed, key=parse_quantity))})"
+            )
         divisor = parse_quantity(selector.divisor)
     resources = container.resources or k8s.V1ResourceRequirements()
     table = dict((resources.limits if kind == "limits" else resources.requests) or {})

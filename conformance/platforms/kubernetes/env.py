@@ -63,7 +63,9 @@ def service_link_variables(services: list[k8s.V1Service]) -> dict[str, str]:
     return result
 
 
-def cluster_services(manifests: ManifestSet, options: KubernetesOptions) -> dict[tuple[str, str], k8s.V1Service]:
+def cluster_services(
+    manifests: ManifestSet, options: KubernetesOptions
+) -> dict[tuple[str, str], k8s.V1Service]:
     """Every Service of the manifest set with its cluster IP as the API server would allocate it, plus the
     `kubernetes` service in `default` (.1 of the service CIDR, port 443 `https`) unless declared."""
     services: dict[tuple[str, str], k8s.V1Service] = {}
@@ -72,8 +74,12 @@ def cluster_services(manifests: ManifestSet, options: KubernetesOptions) -> dict
     if master_key not in manifests.services:
         services[master_key] = k8s.V1Service(
             metadata=k8s.V1ObjectMeta(name="kubernetes", namespace="default"),
-            spec=k8s.V1ServiceSpec(cluster_ip=options.kubernetes_service_ip, type="ClusterIP",
-                                   ports=[k8s.V1ServicePort(name="https", port=443, protocol="TCP")]))
+            spec=k8s.V1ServiceSpec(
+                cluster_ip=options.kubernetes_service_ip,
+                type="ClusterIP",
+                ports=[k8s.V1ServicePort(name="https", port=443, protocol="TCP")],
+            ),
+        )
     for key in sorted(manifests.services):
         loaded = manifests.services[key]
         service = loaded.obj.model_copy(deep=True)
@@ -83,7 +89,9 @@ def cluster_services(manifests: ManifestSet, options: KubernetesOptions) -> dict
                 raise loaded.origin.bad("spec.ports", "required for a Service with a cluster IP")
             spec.cluster_ip = _allocate_cluster_ip(key, options, taken)
             if spec.cluster_ip is None:
-                raise loaded.origin.bad("spec.clusterIP", f"no free address left in service_cidr {options.service_cidr}")
+                raise loaded.origin.bad(
+                    "spec.clusterIP", f"no free address left in service_cidr {options.service_cidr}"
+                )
         if spec.cluster_ip:
             taken.add(spec.cluster_ip)
         service.spec = spec
@@ -93,7 +101,7 @@ def cluster_services(manifests: ManifestSet, options: KubernetesOptions) -> dict
 
 
 def _allocate_cluster_ip(key: tuple[str, str], options: KubernetesOptions, taken: set[str]) -> str | None:
-    """A free address of the service CIDR chosen from the Service's name (the API server draws it at random)."""
+    """A free service-CIDR address picked from the Service's name (the API server draws it at random)."""
     network = options.service_cidr
     size = min(network.num_addresses, 2**32)
     start = int.from_bytes(hashlib.sha256(f"{key[0]}/{key[1]}".encode()).digest()[:8], "big")
@@ -107,8 +115,9 @@ def _allocate_cluster_ip(key: tuple[str, str], options: KubernetesOptions, taken
     return None
 
 
-def service_environment(services: dict[tuple[str, str], k8s.V1Service], namespace: str,
-                        enable_service_links: bool) -> dict[str, str]:
+def service_environment(
+    services: dict[tuple[str, str], k8s.V1Service], namespace: str, enable_service_links: bool
+) -> dict[str, str]:
     """`getServiceEnvVarMap`: the master `kubernetes` service always; same-namespace services only with
     enableServiceLinks (a same-namespace Service named `kubernetes` then replaces the master one)."""
     selected: dict[str, k8s.V1Service] = {}
@@ -123,19 +132,37 @@ def service_environment(services: dict[tuple[str, str], k8s.V1Service], namespac
     return service_link_variables([selected[name] for name in sorted(selected)])
 
 
-def container_env(container: k8s.V1Container, path: str, pod: PodFacts, manifests: ManifestSet,
-                  service_env: dict[str, str], allocatable: dict[str, str]) -> list[tuple[str, str]]:
+def container_env(
+    container: k8s.V1Container,
+    path: str,
+    pod: PodFacts,
+    manifests: ManifestSet,
+    service_env: dict[str, str],
+    allocatable: dict[str, str],
+) -> list[tuple[str, str]]:
     """The container's environment; `path` names the container in errors (`containers[0]`)."""
     bad = pod.workload.bad
     values: dict[str, str] = {}
     for index, source in enumerate(container.env_from or []):
         where = f"{path}.envFrom[{index}]"
         if source.config_map_ref is not None:
-            data = _referenced(manifests.config_maps, "ConfigMap", source.config_map_ref.name,
-                               source.config_map_ref.optional, pod, f"{where}.configMapRef")
+            data = _referenced(
+                manifests.config_maps,
+                "ConfigMap",
+                source.config_map_ref.name,
+                source.config_map_ref.optional,
+                pod,
+                f"{where}.configMapRef",
+            )
         elif source.secret_ref is not None:
-            data = _referenced(manifests.secrets, "Secret", source.secret_ref.name,
-                               source.secret_ref.optional, pod, f"{where}.secretRef")
+            data = _referenced(
+                manifests.secrets,
+                "Secret",
+                source.secret_ref.name,
+                source.secret_ref.optional,
+                pod,
+                f"{where}.secretRef",
+            )
         else:
             raise bad(where, "needs configMapRef or secretRef")
         if data is None:
@@ -152,7 +179,9 @@ def container_env(container: k8s.V1Container, path: str, pod: PodFacts, manifest
             except ExpansionError as exc:
                 raise bad(f"{where}.value", str(exc)) from None
         elif variable.value_from is not None:
-            resolved = _value_from(variable.value_from, container, f"{where}.valueFrom", pod, manifests, allocatable)
+            resolved = _value_from(
+                variable.value_from, container, f"{where}.valueFrom", pod, manifests, allocatable
+            )
             if resolved is None:  # an optional reference that does not resolve: the variable is not set
                 continue
         else:
@@ -162,12 +191,21 @@ def container_env(container: k8s.V1Container, path: str, pod: PodFacts, manifest
     environment = list(values.items()) + [(k, v) for k, v in service_env.items() if k not in values]
     for name, text in environment:
         if "\x00" in text or "\x00" in name:
-            raise bad(path, f"environment variable {name!r} contains a NUL byte, which no container runtime can pass")
+            raise bad(
+                path,
+                f"environment variable {name!r} contains a NUL byte, which no container runtime can pass",
+            )
     return environment
 
 
-def _value_from(source: k8s.V1EnvVarSource, container: k8s.V1Container, where: str, pod: PodFacts,
-                manifests: ManifestSet, allocatable: dict[str, str]) -> str | None:
+def _value_from(
+    source: k8s.V1EnvVarSource,
+    container: k8s.V1Container,
+    where: str,
+    pod: PodFacts,
+    manifests: ManifestSet,
+    allocatable: dict[str, str],
+) -> str | None:
     bad = pod.workload.bad
     if source.field_ref is not None:
         try:
@@ -176,9 +214,13 @@ def _value_from(source: k8s.V1EnvVarSource, container: k8s.V1Container, where: s
             raise bad(f"{where}.fieldRef", str(exc)) from None
     if source.resource_field_ref is not None:
         selector = source.resource_field_ref
-        target = container if not selector.container_name else find_container(pod.spec, selector.container_name)
+        target = (
+            container if not selector.container_name else find_container(pod.spec, selector.container_name)
+        )
         if target is None:
-            raise bad(f"{where}.resourceFieldRef.containerName", f"no container named {selector.container_name!r}")
+            raise bad(
+                f"{where}.resourceFieldRef.containerName", f"no container named {selector.container_name!r}"
+            )
         try:
             return resource_value(selector, target, allocatable)
         except DownwardError as exc:
@@ -196,22 +238,34 @@ def _value_from(source: k8s.V1EnvVarSource, container: k8s.V1Container, where: s
         if reference.key not in data.env_values:
             if reference.optional:
                 return None
-            raise bad(f"{where}.{field_name}", f"{kind} {reference.name!r} has no key {reference.key!r} "
-                      f"(keys: {', '.join(sorted(data.env_values)) or 'none'}); kubelet would not start the "
-                      "container — add the key or set optional: true")
+            raise bad(
+                f"{where}.{field_name}",
+                f"{kind} {reference.name!r} has no key {reference.key!r} "
+                f"(keys: {', '.join(sorted(data.env_values)) or 'none'}); kubelet would not start the "
+                "container — add the key or set optional: true",
+            )
         return _text(data.env_values[reference.key], data, reference.key, pod, f"{where}.{field_name}")
     if source.file_key_ref is not None:
         raise bad(f"{where}.fileKeyRef", "fileKeyRef (EnvFiles feature gate, alpha) is not emulated")
     raise bad(where, "needs fieldRef, resourceFieldRef, configMapKeyRef or secretKeyRef")
 
 
-def _referenced(table: dict[tuple[str, str], ConfigData], kind: str, name: str | None, optional: bool | None,
-                pod: PodFacts, where: str) -> ConfigData | None:
+def _referenced(
+    table: dict[tuple[str, str], ConfigData],
+    kind: str,
+    name: str | None,
+    optional: bool | None,
+    pod: PodFacts,
+    where: str,
+) -> ConfigData | None:
     data = table.get((pod.namespace, name or ""))
     if data is None and not optional:
-        raise pod.workload.bad(where, f"{kind} {name!r} not found in namespace {pod.namespace!r}: add its "
-                               "manifest to the target's resources, or set optional: true (kubelet would not "
-                               "start the container)")
+        raise pod.workload.bad(
+            where,
+            f"{kind} {name!r} not found in namespace {pod.namespace!r}: add its "
+            "manifest to the target's resources, or set optional: true (kubelet would not "
+            "start the container)",
+        )
     return data
 
 
@@ -219,8 +273,11 @@ def _text(raw: bytes, data: ConfigData, key: str, pod: PodFacts, where: str) -> 
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise pod.workload.bad(where, f"{data.kind} {data.name!r} key {key!r} is not UTF-8; the Docker API "
-                               "(JSON) cannot pass it as an environment variable") from None
+        raise pod.workload.bad(
+            where,
+            f"{data.kind} {data.name!r} key {key!r} is not UTF-8; the Docker API "
+            "(JSON) cannot pass it as an environment variable",
+        ) from None
 
 
 def find_container(spec: k8s.V1PodSpec, name: str) -> k8s.V1Container | None:
@@ -228,4 +285,3 @@ def find_container(spec: k8s.V1PodSpec, name: str) -> k8s.V1Container | None:
         if container.name == name:
             return container
     return None
-

@@ -41,7 +41,7 @@ def expand(text: str, lookup: Callable[[str], str | None]) -> str:
     while cursor < len(data):
         if data[cursor] == _OPERATOR and cursor + 1 < len(data):
             out += data[checkpoint:cursor]
-            read, is_variable, advance = _read_variable_name(data[cursor + 1:])
+            read, is_variable, advance = _read_variable_name(data[cursor + 1 :])
             if is_variable:
                 name = read.decode("utf-8")
                 found = lookup(name)

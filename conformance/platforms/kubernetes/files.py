@@ -22,7 +22,9 @@ MAX_SEARCH_DOMAIN_LENGTH = 253  # DNS1123SubdomainMaxLength: longer entries abor
 CLUSTER_FIRST_OPTIONS = ["ndots:5"]
 
 
-def pod_hostname_and_domain(pod_name: str, spec: k8s.V1PodSpec, namespace: str, cluster_domain: str) -> tuple[str, str]:
+def pod_hostname_and_domain(
+    pod_name: str, spec: k8s.V1PodSpec, namespace: str, cluster_domain: str
+) -> tuple[str, str]:
     """kubelet `GeneratePodHostNameAndDomain`: spec.hostname or the pod name, cut to 63 characters
     (trailing `-`/`.` trimmed); with a subdomain, the domain `<sub>.<ns>.svc.<cluster domain>`."""
     hostname = spec.hostname or pod_name
@@ -32,7 +34,9 @@ def pod_hostname_and_domain(pod_name: str, spec: k8s.V1PodSpec, namespace: str, 
     return hostname, domain
 
 
-def managed_hosts(pod_ips: list[str], hostname: str, domain: str, host_aliases: list[k8s.V1HostAlias]) -> bytes:
+def managed_hosts(
+    pod_ips: list[str], hostname: str, domain: str, host_aliases: list[k8s.V1HostAlias]
+) -> bytes:
     lines = [
         MANAGED_HOSTS_HEADER,
         "127.0.0.1\tlocalhost\n",
@@ -97,8 +101,9 @@ def omit_duplicates(values: list[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-def pod_dns_config(spec: k8s.V1PodSpec, namespace: str, cluster_domain: str, cluster_dns: str,
-                   node: DNSConfig) -> DNSConfig:
+def pod_dns_config(
+    spec: k8s.V1PodSpec, namespace: str, cluster_domain: str, cluster_dns: str, node: DNSConfig
+) -> DNSConfig:
     """kubelet `GetPodDNS`: ClusterFirst (ClusterFirstWithHostNet, or ClusterFirst off the host network) uses
     the cluster DNS and `<ns>.svc.<domain> svc.<domain> <domain>` + the node's searches with `ndots:5`;
     Default (and ClusterFirst on the host network) is the node's; None starts empty. Then `dnsConfig` is
@@ -106,7 +111,9 @@ def pod_dns_config(spec: k8s.V1PodSpec, namespace: str, cluster_domain: str, clu
     policy = spec.dns_policy or "ClusterFirst"
     if policy == "ClusterFirstWithHostNet" or (policy == "ClusterFirst" and not spec.host_network):
         cluster_search = [f"{namespace}.svc.{cluster_domain}", f"svc.{cluster_domain}", cluster_domain]
-        config = DNSConfig([cluster_dns], omit_duplicates(cluster_search + node.searches), list(CLUSTER_FIRST_OPTIONS))
+        config = DNSConfig(
+            [cluster_dns], omit_duplicates(cluster_search + node.searches), list(CLUSTER_FIRST_OPTIONS)
+        )
     elif policy == "None":
         config = DNSConfig()
     else:
@@ -116,7 +123,9 @@ def pod_dns_config(spec: k8s.V1PodSpec, namespace: str, cluster_domain: str, clu
         config.servers = omit_duplicates(config.servers + list(extra.nameservers or []))
         config.searches = omit_duplicates(config.searches + list(extra.searches or []))
         config.options = merge_options(
-            config.options, [f"{o.name}:{o.value}" if o.value is not None else o.name for o in extra.options or []])
+            config.options,
+            [f"{o.name}:{o.value}" if o.value is not None else o.name for o in extra.options or []],
+        )
     config.servers = config.servers[:MAX_DNS_NAMESERVERS]
     config.searches = _search_within_limits(config.searches)
     return config
@@ -143,4 +152,4 @@ def render_resolv_conf(config: DNSConfig, node_file: str) -> bytes:
 
 
 def hostname_file(hostname: str) -> bytes:
-    return f"{hostname}\n".encode("utf-8")
+    return f"{hostname}\n".encode()

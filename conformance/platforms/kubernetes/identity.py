@@ -1,5 +1,6 @@
-"""EKS identity as the mutating webhook injects it (kubernetes-contract §5, aws/amazon-eks-pod-identity-webhook
-`pkg/handler/handler.go`).
+"""EKS identity as the mutating webhook injects it.
+
+kubernetes-contract §5; aws/amazon-eks-pod-identity-webhook `pkg/handler/handler.go`.
 
 - IRSA: for a ServiceAccount annotated `eks.amazonaws.com/role-arn`, every container and init container
   (except those named in the pod annotation `eks.amazonaws.com/skip-containers`) gets, appended to `env`:
@@ -54,24 +55,41 @@ POD_IDENTITY_MOUNT = "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount"
 POD_IDENTITY_TOKEN = "eks-pod-identity-token"
 
 
-def identity_patch(pod: PodFacts, account: k8s.V1ServiceAccount, options: KubernetesOptions) -> IdentityPatch | None:
+def identity_patch(
+    pod: PodFacts, account: k8s.V1ServiceAccount, options: KubernetesOptions
+) -> IdentityPatch | None:
     """What the webhook would inject for this pod, or None."""
     annotations = (account.metadata.annotations if account.metadata else None) or {}
     regional = options.sts_regional_endpoints or annotations.get(STS_REGIONAL) == "true"
     expiration = _expiration(pod.annotations.get(TOKEN_EXPIRATION) or annotations.get(TOKEN_EXPIRATION))
     if options.identity == "pod-identity":
         token_file = f"{POD_IDENTITY_MOUNT}/{POD_IDENTITY_TOKEN}"
-        return IdentityPatch("pod-identity", POD_IDENTITY_TOKEN, POD_IDENTITY_MOUNT, POD_IDENTITY_TOKEN,
-                             "pods.eks.amazonaws.com", DEFAULT_EXPIRATION,
-                             (("AWS_CONTAINER_CREDENTIALS_FULL_URI", options.pod_identity_uri),
-                              ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token_file)),
-                             regional, options.region)
+        return IdentityPatch(
+            "pod-identity",
+            POD_IDENTITY_TOKEN,
+            POD_IDENTITY_MOUNT,
+            POD_IDENTITY_TOKEN,
+            "pods.eks.amazonaws.com",
+            DEFAULT_EXPIRATION,
+            (
+                ("AWS_CONTAINER_CREDENTIALS_FULL_URI", options.pod_identity_uri),
+                ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token_file),
+            ),
+            regional,
+            options.region,
+        )
     if options.identity == "webhook" and annotations.get(ROLE_ARN):
-        return IdentityPatch("irsa", "aws-iam-token", IRSA_MOUNT, "token",
-                             annotations.get(AUDIENCE) or "sts.amazonaws.com", expiration,
-                             (("AWS_ROLE_ARN", annotations[ROLE_ARN]),
-                              ("AWS_WEB_IDENTITY_TOKEN_FILE", f"{IRSA_MOUNT}/token")),
-                             regional, options.region)
+        return IdentityPatch(
+            "irsa",
+            "aws-iam-token",
+            IRSA_MOUNT,
+            "token",
+            annotations.get(AUDIENCE) or "sts.amazonaws.com",
+            expiration,
+            (("AWS_ROLE_ARN", annotations[ROLE_ARN]), ("AWS_WEB_IDENTITY_TOKEN_FILE", f"{IRSA_MOUNT}/token")),
+            regional,
+            options.region,
+        )
     return None
 
 
@@ -88,11 +106,18 @@ def apply_identity(pod: PodFacts, patch: IdentityPatch) -> None:
         if container.name not in skipped:
             _patch_container(container, patch)
     if not any(volume.name == patch.volume_name for volume in pod.spec.volumes or []):
-        token = k8s.V1ServiceAccountTokenProjection(audience=patch.audience, expiration_seconds=patch.expiration,
-                                                    path=patch.token_path)
-        pod.spec.volumes = [*(pod.spec.volumes or []), k8s.V1Volume(
-            name=patch.volume_name,
-            projected=k8s.V1ProjectedVolumeSource(sources=[k8s.V1VolumeProjection(service_account_token=token)]))]
+        token = k8s.V1ServiceAccountTokenProjection(
+            audience=patch.audience, expiration_seconds=patch.expiration, path=patch.token_path
+        )
+        pod.spec.volumes = [
+            *(pod.spec.volumes or []),
+            k8s.V1Volume(
+                name=patch.volume_name,
+                projected=k8s.V1ProjectedVolumeSource(
+                    sources=[k8s.V1VolumeProjection(service_account_token=token)]
+                ),
+            ),
+        ]
     if patch.mode == "pod-identity":
         pod.labels["eks.amazonaws.com/pod-identity"] = "enabled"
 
@@ -115,5 +140,7 @@ def _patch_container(container: k8s.V1Container, patch: IdentityPatch) -> None:
     if additions:
         container.env = [*(container.env or []), *(k8s.V1EnvVar(name=k, value=v) for k, v in additions)]
     if not any(mount.name == patch.volume_name for mount in container.volume_mounts or []):
-        container.volume_mounts = [*(container.volume_mounts or []), k8s.V1VolumeMount(
-            name=patch.volume_name, read_only=True, mount_path=patch.mount_path)]
+        container.volume_mounts = [
+            *(container.volume_mounts or []),
+            k8s.V1VolumeMount(name=patch.volume_name, read_only=True, mount_path=patch.mount_path),
+        ]

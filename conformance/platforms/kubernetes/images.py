@@ -31,10 +31,13 @@ def docker_image_users(images: Iterable[str]) -> dict[str, str]:
             except docker.errors.ImageNotFound:
                 raise InfrastructureError(
                     f"image {image} is not in the local Docker daemon",
-                    "build or load it first (`docker build -t IMAGE …`, `docker load`); parity never pulls images",
+                    "build or load it first (`docker build -t IMAGE …`, `docker load`); "
+                    "parity never pulls images",
                 ) from None
             except docker.errors.DockerException as exc:
-                raise InfrastructureError(f"cannot inspect image {image} ({exc})", "check the Docker daemon") from None
+                raise InfrastructureError(
+                    f"cannot inspect image {image} ({exc})", "check the Docker daemon"
+                ) from None
             users[image] = config.get("User") or ""
         return users
     finally:

@@ -1,4 +1,4 @@
-"""Load a Pod (or a workload's pod template) and the ConfigMaps, Secrets, ServiceAccounts and Services beside it.
+"""Load a Pod (or a workload's pod template) and the ConfigMaps, Secrets, ServiceAccounts, Services beside it.
 
 Parsing is strict in the way `kubectl apply` with server-side field validation is: every object is validated
 with the `kubernetes` client's models (pydantic v2, `extra="forbid"`, strict scalar types), and because
@@ -43,11 +43,23 @@ RESOURCE_KINDS: dict[str, str] = {
     "Service": "V1Service",
 }
 # Kinds that change nothing a container observes; accepted in a manifest set and skipped.
-INERT_KINDS = frozenset({
-    "Namespace", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "NetworkPolicy",
-    "PodDisruptionBudget", "HorizontalPodAutoscaler", "PersistentVolumeClaim", "Ingress", "PriorityClass",
-    "LimitRange", "ResourceQuota",
-})
+INERT_KINDS = frozenset(
+    {
+        "Namespace",
+        "Role",
+        "RoleBinding",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "PersistentVolumeClaim",
+        "Ingress",
+        "PriorityClass",
+        "LimitRange",
+        "ResourceQuota",
+    }
+)
 # Where the API accepts a number for a quantity (resource.Quantity unmarshals JSON numbers).
 _QUANTITY_MAPS = frozenset({"limits", "requests", "overhead"})
 _QUANTITY_SCALARS = frozenset({"sizeLimit", "divisor"})
@@ -115,7 +127,7 @@ class ManifestSet:
 
 
 def format_path(parts: list[str | int]) -> str:
-    """`spec.containers[0].env[3].valueFrom`, with non-identifier keys as `labels['app.kubernetes.io/name']`."""
+    """`spec.containers[0].env[3].valueFrom`; other keys as `labels['app.kubernetes.io/name']`."""
     text = ""
     for part in parts:
         if isinstance(part, int):
@@ -127,8 +139,13 @@ def format_path(parts: list[str | int]) -> str:
     return text
 
 
-def load_manifests(spec_file: Path, resource_files: list[Path], namespace_option: str | None,
-                   config_path: Path, target_name: str) -> tuple[ManifestSet, str]:
+def load_manifests(
+    spec_file: Path,
+    resource_files: list[Path],
+    namespace_option: str | None,
+    config_path: Path,
+    target_name: str,
+) -> tuple[ManifestSet, str]:
     """Parse the spec file (one workload, optionally resources) and the resource files.
 
     Returns the manifest set and the pod's namespace (metadata.namespace, else the `namespace` option,
@@ -141,7 +158,9 @@ def load_manifests(spec_file: Path, resource_files: list[Path], namespace_option
             kind = document.get("kind")
             if kind in WORKLOAD_KINDS:
                 if not is_spec:
-                    raise origin.bad("kind", f"a {kind} belongs in the target's `spec` file, not in `resources`")
+                    raise origin.bad(
+                        "kind", f"a {kind} belongs in the target's `spec` file, not in `resources`"
+                    )
                 workloads.append(_load_workload(kind, document, origin))
             elif kind in RESOURCE_KINDS:
                 model = getattr(k8s, RESOURCE_KINDS[kind])
@@ -151,21 +170,34 @@ def load_manifests(spec_file: Path, resource_files: list[Path], namespace_option
                 raise origin.bad("kind", f"kind {kind!r} is not understood here (known: {known})")
     if len(workloads) != 1:
         found = ", ".join(f"{w.kind} (document {w.origin.document or 1})" for w in workloads) or "none"
-        raise BadInput(spec_file, None, f"expected exactly one Pod, Deployment, StatefulSet, Job or CronJob; found {found}")
+        raise BadInput(
+            spec_file,
+            None,
+            f"expected exactly one Pod, Deployment, StatefulSet, Job or CronJob; found {found}",
+        )
     workload = workloads[0]
-    namespace = workload.metadata.namespace or namespace_option or "default"
-    if workload.metadata.namespace and namespace_option and namespace_option != workload.metadata.namespace:
-        raise BadInput(config_path, f"targets.{target_name}.options.namespace",
-                       f"{namespace_option!r} conflicts with metadata.namespace {workload.metadata.namespace!r} "
-                       f"in {spec_file}")
+    declared = (
+        workload.obj.metadata.namespace if workload.obj.metadata else None
+    )  # the pod's: its controller's
+    namespace = declared or namespace_option or "default"
+    if declared and namespace_option and namespace_option != declared:
+        raise BadInput(
+            config_path,
+            f"targets.{target_name}.options.namespace",
+            f"{namespace_option!r} conflicts with metadata.namespace {declared!r} in {spec_file}",
+        )
     manifests = ManifestSet(workload=workload)
     for kind, loaded in resources:
         meta = loaded.obj.metadata
         if meta is None or not meta.name:
             raise loaded.origin.bad("metadata.name", "required")
         key = (meta.namespace or namespace, meta.name)
-        table = {"ConfigMap": manifests.config_maps, "Secret": manifests.secrets,
-                 "ServiceAccount": manifests.service_accounts, "Service": manifests.services}[kind]
+        table = {
+            "ConfigMap": manifests.config_maps,
+            "Secret": manifests.secrets,
+            "ServiceAccount": manifests.service_accounts,
+            "Service": manifests.services,
+        }[kind]
         if key in table:
             raise loaded.origin.bad("metadata.name", f"{kind} {key[0]}/{key[1]} is declared twice")
         if kind == "ConfigMap":
@@ -192,7 +224,11 @@ def _documents(path: Path) -> list[tuple[Origin, dict]]:
         raise BadInput(path, where, f"invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
     expanded: list[dict] = []
     for document in documents:
-        if isinstance(document, dict) and document.get("kind") == "List" and isinstance(document.get("items"), list):
+        if (
+            isinstance(document, dict)
+            and document.get("kind") == "List"
+            and isinstance(document.get("items"), list)
+        ):
             expanded.extend(document["items"])
         else:
             expanded.append(document)
@@ -225,7 +261,9 @@ def _load_workload(kind: str, document: dict, origin: Origin) -> Workload:
             raise origin.bad("metadata.name", "required (or metadata.generateName)")
     elif obj.metadata is None or not obj.metadata.name:
         raise origin.bad("metadata.name", "required")
-    return Workload(kind=kind, obj=obj, origin=origin, metadata=metadata, spec=template.spec, spec_path=spec_path)
+    return Workload(
+        kind=kind, obj=obj, origin=origin, metadata=metadata, spec=template.spec, spec_path=spec_path
+    )
 
 
 def _python_name(model: type[BaseModel], wire_name: str) -> str:
@@ -238,7 +276,9 @@ def _python_name(model: type[BaseModel], wire_name: str) -> str:
 def _validate(model: type[Model], document: dict, origin: Origin, api_version: str) -> Model:
     kind = document.get("kind")
     if document.get("apiVersion") != api_version:
-        raise origin.bad("apiVersion", f"a {kind} must be apiVersion {api_version!r} (got {document.get('apiVersion')!r})")
+        raise origin.bad(
+            "apiVersion", f"a {kind} must be apiVersion {api_version!r} (got {document.get('apiVersion')!r})"
+        )
     document = _numbers_as_quantities(document)
     try:
         obj = model.model_validate(document)
@@ -282,7 +322,7 @@ def _first_unknown_key(raw: Any, dumped: Any, path: list[str | int]) -> str | No
             if found:
                 return found
     elif isinstance(raw, list) and isinstance(dumped, list):
-        for index, (raw_item, dumped_item) in enumerate(zip(raw, dumped)):
+        for index, (raw_item, dumped_item) in enumerate(zip(raw, dumped, strict=False)):
             found = _first_unknown_key(raw_item, dumped_item, [*path, index])
             if found:
                 return found
@@ -294,8 +334,10 @@ def _numbers_as_quantities(node: Any, key: str | None = None) -> Any:
     if isinstance(node, dict):
         if key in _QUANTITY_MAPS:
             return {k: _quantity_text(v) for k, v in node.items()}
-        return {k: (_quantity_text(v) if k in _QUANTITY_SCALARS else _numbers_as_quantities(v, k))
-                for k, v in node.items()}
+        return {
+            k: (_quantity_text(v) if k in _QUANTITY_SCALARS else _numbers_as_quantities(v, k))
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_numbers_as_quantities(item) for item in node]
     return node
@@ -321,7 +363,9 @@ def _config_map_data(loaded: Loaded[k8s.V1ConfigMap]) -> ConfigData:
 def _secret_data(loaded: Loaded[k8s.V1Secret]) -> ConfigData:
     """`data` (base64) merged with `stringData`, which the API server writes over `data` on create."""
     secret = loaded.obj
-    files = {key: _base64(encoded, loaded.origin, ["data", key]) for key, encoded in (secret.data or {}).items()}
+    files = {
+        key: _base64(encoded, loaded.origin, ["data", key]) for key, encoded in (secret.data or {}).items()
+    }
     files.update({key: text.encode("utf-8") for key, text in (secret.string_data or {}).items()})
     return ConfigData("Secret", secret.metadata.name, loaded.origin, files, files)
 

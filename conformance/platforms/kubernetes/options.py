@@ -50,7 +50,9 @@ class KubernetesOptions(BaseModel):
         ipaddress.ip_network("10.100.0.0/16"),
         description="the `kubernetes` service gets .1 and cluster DNS .10 (EKS KubernetesNetworkConfig)",
     )
-    cluster_dns: IPAddress | None = Field(None, description="kubelet --cluster-dns (default: .10 of service_cidr)")
+    cluster_dns: IPAddress | None = Field(
+        None, description="kubelet --cluster-dns (default: .10 of service_cidr)"
+    )
     pod_ips: list[IPAddress] = Field(
         default_factory=lambda: [ipaddress.ip_address("10.0.1.23")], min_length=1, max_length=2
     )
@@ -58,10 +60,11 @@ class KubernetesOptions(BaseModel):
     node_name: str | None = Field(None, description="default: ip-<host ip>.<region>.compute.internal")
     region: str | None = Field(
         None,
-        description="the EKS webhook's --aws-default-region: sets AWS_REGION/AWS_DEFAULT_REGION and the node domain",
+        description="the EKS webhook's --aws-default-region (AWS_REGION, AWS_DEFAULT_REGION); node domain",
     )
     node_resolv_conf: str | None = Field(
-        None, description="the node's resolv.conf, relative to parity.yaml (default: Amazon DNS + node domain)"
+        None,
+        description="the node's resolv.conf, relative to parity.yaml (default: Amazon DNS + node domain)",
     )
     node_hosts: str | None = Field(
         None, description="the node's /etc/hosts for hostNetwork pods (default: Amazon Linux's)"
@@ -117,7 +120,7 @@ class KubernetesOptions(BaseModel):
 
     @property
     def node_domain(self) -> str | None:
-        """EC2 private DNS domain of the node: `ec2.internal` in us-east-1, else `<region>.compute.internal`."""
+        """The node's EC2 DNS domain: `ec2.internal` in us-east-1, else `<region>.compute.internal`."""
         if self.region is None:
             return None
         return "ec2.internal" if self.region == "us-east-1" else f"{self.region}.compute.internal"
@@ -151,8 +154,11 @@ def node_allocatable(options: KubernetesOptions) -> dict[str, str]:
 
     The Docker engine runs the pod on this machine, so its CPUs and memory are what the container sees.
     """
-    values = {"cpu": str(os.cpu_count() or 1), "memory": str(_machine_memory_bytes()),
-              "ephemeral-storage": str(shutil.disk_usage("/").total)}
+    values = {
+        "cpu": str(os.cpu_count() or 1),
+        "memory": str(_machine_memory_bytes()),
+        "ephemeral-storage": str(shutil.disk_usage("/").total),
+    }
     values.update(options.node_allocatable)
     return values
 
@@ -165,8 +171,9 @@ def _machine_memory_bytes() -> int:
     raise OSError("MemTotal missing from /proc/meminfo")
 
 
-def read_node_file(option_value: str | None, default: str, base_dir: Path, target_name: str, key: str,
-                   config_path: Path) -> str:
+def read_node_file(
+    option_value: str | None, default: str, base_dir: Path, target_name: str, key: str, config_path: Path
+) -> str:
     """The content of a node file named by an option (relative to parity.yaml), or the default."""
     if option_value is None:
         return default
@@ -174,4 +181,6 @@ def read_node_file(option_value: str | None, default: str, base_dir: Path, targe
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(config_path, f"targets.{target_name}.options.{key}", f"cannot read {path}: {exc}") from None
+        raise BadInput(
+            config_path, f"targets.{target_name}.options.{key}", f"cannot read {path}: {exc}"
+        ) from None

@@ -1,4 +1,4 @@
-"""Kubernetes resource quantities (`500m`, `1.5Gi`, `2e3`), exactly, as `k8s.io/apimachinery/pkg/api/resource`.
+"""Kubernetes resource quantities (`500m`, `1.5Gi`, `2e3`), exactly as k8s.io/apimachinery/pkg/api/resource.
 
 Values are kept as Fractions so `Value()` and `MilliValue()` round up the way the Go type does
 (`ScaledValue` rounds away from zero); the downward API and the cgroup limits are derived from them.
@@ -15,9 +15,18 @@ _QUANTITY = re.compile(
     r"(?:(?P<binary>Ki|Mi|Gi|Ti|Pi|Ei)|(?P<exponent>[eE][+-]?[0-9]+)|(?P<decimal>[numkMGTPE]?))$"
 )
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {"n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "": Fraction(1),
-            "k": Fraction(10**3), "M": Fraction(10**6), "G": Fraction(10**9), "T": Fraction(10**12),
-            "P": Fraction(10**15), "E": Fraction(10**18)}
+_DECIMAL = {
+    "n": Fraction(1, 10**9),
+    "u": Fraction(1, 10**6),
+    "m": Fraction(1, 1000),
+    "": Fraction(1),
+    "k": Fraction(10**3),
+    "M": Fraction(10**6),
+    "G": Fraction(10**9),
+    "T": Fraction(10**12),
+    "P": Fraction(10**15),
+    "E": Fraction(10**18),
+}
 
 
 class QuantityError(ValueError):

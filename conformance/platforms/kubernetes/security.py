@@ -80,8 +80,9 @@ def fs_user_from(spec: k8s.V1PodSpec) -> int | None:
     return users.pop() if len(users) == 1 and None not in users else None
 
 
-def runtime_security(container: k8s.V1Container, path: str, pod: PodFacts, image: str, image_user: str,
-                     seccomp_default: bool) -> RuntimeSecurity:
+def runtime_security(
+    container: k8s.V1Container, path: str, pod: PodFacts, image: str, image_user: str, seccomp_default: bool
+) -> RuntimeSecurity:
     bad = pod.workload.bad
     pod_sc = pod.spec.security_context or k8s.V1PodSecurityContext()
     sc = effective(pod_sc, container)
@@ -92,22 +93,32 @@ def runtime_security(container: k8s.V1Container, path: str, pod: PodFacts, image
         if sc.run_as_user == 0:
             raise bad(where, "runAsUser 0 breaks the non-root policy: kubelet would not start the container")
         if sc.run_as_user is None and not user.isdigit():
-            raise bad(where, f"the image has non-numeric user ({user}); kubelet cannot verify it is non-root and "
-                      "would not start the container — set runAsUser")
+            raise bad(
+                where,
+                f"the image has non-numeric user ({user}); kubelet cannot verify it is non-root and "
+                "would not start the container — set runAsUser",
+            )
         if sc.run_as_user is None and int(user) == 0:
             raise bad(where, f"the image {image} will run as root: kubelet would not start the container")
     if sc.run_as_group is not None:
         user = f"{user}:{sc.run_as_group}"
     if pod_sc.supplemental_groups_policy not in (None, "Merge"):
-        raise bad("securityContext.supplementalGroupsPolicy",
-                  f"{pod_sc.supplemental_groups_policy} is not reproduced: Docker always merges the image's "
-                  "/etc/group memberships")
-    groups = ([pod_sc.fs_group] if pod_sc.fs_group is not None else []) + list(pod_sc.supplemental_groups or [])
+        raise bad(
+            "securityContext.supplementalGroupsPolicy",
+            f"{pod_sc.supplemental_groups_policy} is not reproduced: Docker always merges the image's "
+            "/etc/group memberships",
+        )
+    groups = ([pod_sc.fs_group] if pod_sc.fs_group is not None else []) + list(
+        pod_sc.supplemental_groups or []
+    )
     capabilities = sc.container.capabilities or k8s.V1Capabilities()
     privileged = bool(sc.container.privileged)
     seccomp_type = sc.seccomp_type or ("RuntimeDefault" if seccomp_default else "Unconfined")
     if seccomp_type == "Localhost":
-        raise bad(f"{path}.securityContext.seccompProfile", "Localhost profiles (files on the node) are not emulated")
+        raise bad(
+            f"{path}.securityContext.seccompProfile",
+            "Localhost profiles (files on the node) are not emulated",
+        )
     return RuntimeSecurity(
         user=user,
         group_add=groups,

@@ -53,11 +53,16 @@ def service_account_token(subject: TokenSubject, audience: str | None, expiratio
         "jti": str(uuid.uuid4()),
         "kubernetes.io": {
             "namespace": subject.namespace,
-            "node": {"name": subject.node_name, "uid": str(uuid.uuid5(uuid.NAMESPACE_DNS, subject.node_name))},
+            "node": {
+                "name": subject.node_name,
+                "uid": str(uuid.uuid5(uuid.NAMESPACE_DNS, subject.node_name)),
+            },
             "pod": {"name": subject.pod_name, "uid": subject.pod_uid},
             "serviceaccount": {
                 "name": subject.service_account,
-                "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"sa:{subject.namespace}/{subject.service_account}")),
+                "uid": str(
+                    uuid.uuid5(uuid.NAMESPACE_URL, f"sa:{subject.namespace}/{subject.service_account}")
+                ),
             },
         },
         "nbf": now,
@@ -66,9 +71,11 @@ def service_account_token(subject: TokenSubject, audience: str | None, expiratio
     if lifetime != expiration_seconds:
         claims["kubernetes.io"]["warnafter"] = now + expiration_seconds
     header = {"alg": "RS256", "kid": hashlib.sha1(subject.issuer.encode("utf-8")).hexdigest()}
-    parts = [_b64url(json.dumps(header, separators=(",", ":")).encode()),
-             _b64url(json.dumps(claims, separators=(",", ":")).encode()),
-             _b64url(secrets.token_bytes(256))]
+    parts = [
+        _b64url(json.dumps(header, separators=(",", ":")).encode()),
+        _b64url(json.dumps(claims, separators=(",", ":")).encode()),
+        _b64url(secrets.token_bytes(256)),
+    ]
     return ".".join(parts).encode("ascii")
 
 

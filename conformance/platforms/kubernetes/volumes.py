@@ -92,8 +92,12 @@ def _build_volume(spec_volume: k8s.V1Volume, where: str, context: VolumeContext)
         empty_dir = spec_volume.empty_dir
         if (empty_dir.medium or "") == "Memory":
             size_limit = _quantity(empty_dir.size_limit, bad, f"{where}.emptyDir.sizeLimit")
-            volume = Volume(name=name, medium="memory", mode=TMPFS_ROOT_MODE,
-                            size_bytes=tmpfs_size(context.pod.spec, context.allocatable, size_limit))
+            volume = Volume(
+                name=name,
+                medium="memory",
+                mode=TMPFS_ROOT_MODE,
+                size_bytes=tmpfs_size(context.pod.spec, context.allocatable, size_limit),
+            )
         elif (empty_dir.medium or "") == "":
             volume = Volume(name=name, medium="disk", mode=EMPTY_DIR_MODE)
         else:
@@ -101,20 +105,41 @@ def _build_volume(spec_volume: k8s.V1Volume, where: str, context: VolumeContext)
         return PodVolume(apply_fs_group(volume, context.fs_group, read_only=False), read_only_source=False)
     if spec_volume.config_map is not None:
         source = spec_volume.config_map
-        payload = _keys_payload(context.manifests.config_maps, "ConfigMap", source.name, source.items,
-                                source.optional, source.default_mode, f"{where}.configMap", context)
-        volume = Volume(name=name, medium="disk", mode=EMPTY_DIR_MODE,
-                        entries=atomic_writer_entries(payload, context.timestamp + "." + _random_suffix()))
+        payload = _keys_payload(
+            context.manifests.config_maps,
+            "ConfigMap",
+            source.name,
+            source.items,
+            source.optional,
+            source.default_mode,
+            f"{where}.configMap",
+            context,
+        )
+        volume = Volume(
+            name=name,
+            medium="disk",
+            mode=EMPTY_DIR_MODE,
+            entries=atomic_writer_entries(payload, context.timestamp + "." + _random_suffix()),
+        )
         return PodVolume(apply_fs_group(volume, context.fs_group, read_only=True), read_only_source=True)
     if spec_volume.secret is not None:
         source = spec_volume.secret
-        payload = _keys_payload(context.manifests.secrets, "Secret", source.secret_name, source.items,
-                                source.optional, source.default_mode, f"{where}.secret", context)
+        payload = _keys_payload(
+            context.manifests.secrets,
+            "Secret",
+            source.secret_name,
+            source.items,
+            source.optional,
+            source.default_mode,
+            f"{where}.secret",
+            context,
+        )
         return _memory_atomic_volume(name, payload, memory_size, context)
     if spec_volume.downward_api is not None:
         source = spec_volume.downward_api
-        payload = _downward_payload(source.items or [], source.default_mode or DEFAULT_MODE,
-                                    f"{where}.downwardAPI", context)
+        payload = _downward_payload(
+            source.items or [], source.default_mode or DEFAULT_MODE, f"{where}.downwardAPI", context
+        )
         return _memory_atomic_volume(name, payload, memory_size, context)
     if spec_volume.projected is not None:
         payload = _projected_payload(spec_volume.projected, f"{where}.projected", context)
@@ -124,15 +149,26 @@ def _build_volume(spec_volume: k8s.V1Volume, where: str, context: VolumeContext)
             volume = Volume(name=name, medium="disk", mode=0o755)
             note = f"{attribute} volume emulated as an empty directory (its real content is not reproduced)"
             return PodVolume(apply_fs_group(volume, context.fs_group, read_only=False), False, note)
-    kinds = [key for key, val in spec_volume.model_dump(exclude_none=True, by_alias=True).items() if key != "name"]
-    raise bad(where, f"volume type {', '.join(kinds) or '(none)'} is not emulated on Docker (emulated: emptyDir, "
-              "configMap, secret, projected, downwardAPI; persistentVolumeClaim/ephemeral as empty directories)")
+    kinds = [
+        key for key, val in spec_volume.model_dump(exclude_none=True, by_alias=True).items() if key != "name"
+    ]
+    raise bad(
+        where,
+        f"volume type {', '.join(kinds) or '(none)'} is not emulated on Docker (emulated: emptyDir, "
+        "configMap, secret, projected, downwardAPI; persistentVolumeClaim/ephemeral as empty directories)",
+    )
 
 
-def _memory_atomic_volume(name: str, payload: dict[str, FileProjection], size: int,
-                          context: VolumeContext) -> PodVolume:
-    volume = Volume(name=name, medium="memory", size_bytes=size, mode=TMPFS_ROOT_MODE,
-                    entries=atomic_writer_entries(payload, context.timestamp + "." + _random_suffix()))
+def _memory_atomic_volume(
+    name: str, payload: dict[str, FileProjection], size: int, context: VolumeContext
+) -> PodVolume:
+    volume = Volume(
+        name=name,
+        medium="memory",
+        size_bytes=size,
+        mode=TMPFS_ROOT_MODE,
+        entries=atomic_writer_entries(payload, context.timestamp + "." + _random_suffix()),
+    )
     return PodVolume(apply_fs_group(volume, context.fs_group, read_only=True), read_only_source=True)
 
 
@@ -150,12 +186,20 @@ def atomic_writer_entries(payload: dict[str, FileProjection], timestamp_dir: str
             directories.add(parent)
             parent = posixpath.dirname(parent)
     for directory in sorted(directories):
-        entries.append(FileEntry(path=f"{timestamp_dir}/{directory}", kind="dir",
-                                 mode=0o777 & ~KUBELET_UMASK))
+        entries.append(
+            FileEntry(path=f"{timestamp_dir}/{directory}", kind="dir", mode=0o777 & ~KUBELET_UMASK)
+        )
     for path in sorted(payload):
         projection = payload[path]
-        entries.append(FileEntry(path=f"{timestamp_dir}/{path}", kind="file", content=projection.content,
-                                 mode=projection.mode, uid=projection.fs_user or 0))
+        entries.append(
+            FileEntry(
+                path=f"{timestamp_dir}/{path}",
+                kind="file",
+                content=projection.content,
+                mode=projection.mode,
+                uid=projection.fs_user or 0,
+            )
+        )
     entries.append(FileEntry(path=DATA_DIR, kind="symlink", target=timestamp_dir, mode=0o777))
     for top in sorted({path.split("/")[0] for path in payload}):
         entries.append(FileEntry(path=top, kind="symlink", target=f"{DATA_DIR}/{top}", mode=0o777))
@@ -193,6 +237,7 @@ def tmpfs_size(spec: k8s.V1PodSpec, allocatable: dict[str, str], size_limit: int
 def pod_memory_limit(spec: k8s.V1PodSpec) -> int | None:
     """The pod cgroup's memory limit: set only when every container has one — the larger of the regular
     containers' (and native sidecars') sum and the largest init container's."""
+
     def limit(container: k8s.V1Container) -> int | None:
         limits = (container.resources.limits if container.resources else None) or {}
         return value(parse_quantity(limits["memory"])) if "memory" in limits else None
@@ -224,9 +269,16 @@ def _check_item_path(path: str, bad, where: str) -> None:
         raise bad(where, f"path {path!r} must be relative, without '..', and not start with '..'")
 
 
-def _keys_payload(table: dict[tuple[str, str], ConfigData], kind: str, name: str | None,
-                  items: list[k8s.V1KeyToPath] | None, optional: bool | None, default_mode: int | None,
-                  where: str, context: VolumeContext) -> dict[str, FileProjection]:
+def _keys_payload(
+    table: dict[tuple[str, str], ConfigData],
+    kind: str,
+    name: str | None,
+    items: list[k8s.V1KeyToPath] | None,
+    optional: bool | None,
+    default_mode: int | None,
+    where: str,
+    context: VolumeContext,
+) -> dict[str, FileProjection]:
     """ConfigMap/Secret content: every key, or the listed `items` (a missing key fails unless optional)."""
     bad = context.pod.workload.bad
     mode = DEFAULT_MODE if default_mode is None else default_mode
@@ -234,8 +286,11 @@ def _keys_payload(table: dict[tuple[str, str], ConfigData], kind: str, name: str
     if data is None:
         if optional:
             return {}
-        raise bad(where, f"{kind} {name!r} not found in namespace {context.pod.namespace!r}: add its manifest to "
-                  "the target's resources, or set optional: true (the pod would not start)")
+        raise bad(
+            where,
+            f"{kind} {name!r} not found in namespace {context.pod.namespace!r}: add its manifest to "
+            "the target's resources, or set optional: true (the pod would not start)",
+        )
     if not items:
         return {key: FileProjection(content, mode) for key, content in data.files.items()}
     payload = {}
@@ -244,14 +299,17 @@ def _keys_payload(table: dict[tuple[str, str], ConfigData], kind: str, name: str
         if item.key not in data.files:
             if optional:
                 continue
-            raise bad(f"{where}.items[{index}].key", f"{kind} {name!r} has no key {item.key!r} "
-                      f"(keys: {', '.join(sorted(data.files)) or 'none'})")
+            raise bad(
+                f"{where}.items[{index}].key",
+                f"{kind} {name!r} has no key {item.key!r} (keys: {', '.join(sorted(data.files)) or 'none'})",
+            )
         payload[item.path] = FileProjection(data.files[item.key], mode if item.mode is None else item.mode)
     return payload
 
 
-def _downward_payload(items: list[k8s.V1DownwardAPIVolumeFile], default_mode: int, where: str,
-                      context: VolumeContext) -> dict[str, FileProjection]:
+def _downward_payload(
+    items: list[k8s.V1DownwardAPIVolumeFile], default_mode: int, where: str, context: VolumeContext
+) -> dict[str, FileProjection]:
     bad = context.pod.workload.bad
     payload = {}
     for index, item in enumerate(items):
@@ -264,19 +322,24 @@ def _downward_payload(items: list[k8s.V1DownwardAPIVolumeFile], default_mode: in
                 selector = item.resource_field_ref
                 container = find_container(context.pod.spec, selector.container_name or "")
                 if container is None:
-                    raise bad(f"{item_where}.resourceFieldRef.containerName",
-                              f"required, and must name a container of the pod (got {selector.container_name!r})")
+                    raise bad(
+                        f"{item_where}.resourceFieldRef.containerName",
+                        f"required, and must name a container of the pod (got {selector.container_name!r})",
+                    )
                 text = resource_value(selector, container, context.allocatable)
             else:
                 raise bad(item_where, "needs fieldRef or resourceFieldRef")
         except DownwardError as exc:
             raise bad(item_where, str(exc)) from None
-        payload[item.path] = FileProjection(text.encode("utf-8"), default_mode if item.mode is None else item.mode)
+        payload[item.path] = FileProjection(
+            text.encode("utf-8"), default_mode if item.mode is None else item.mode
+        )
     return payload
 
 
-def _projected_payload(source: k8s.V1ProjectedVolumeSource, where: str,
-                       context: VolumeContext) -> dict[str, FileProjection]:
+def _projected_payload(
+    source: k8s.V1ProjectedVolumeSource, where: str, context: VolumeContext
+) -> dict[str, FileProjection]:
     bad = context.pod.workload.bad
     default_mode = DEFAULT_MODE if source.default_mode is None else source.default_mode
     payload: dict[str, FileProjection] = {}
@@ -284,15 +347,38 @@ def _projected_payload(source: k8s.V1ProjectedVolumeSource, where: str,
         item_where = f"{where}.sources[{index}]"
         if projection.config_map is not None:
             part = projection.config_map
-            payload.update(_keys_payload(context.manifests.config_maps, "ConfigMap", part.name, part.items,
-                                         part.optional, default_mode, f"{item_where}.configMap", context))
+            payload.update(
+                _keys_payload(
+                    context.manifests.config_maps,
+                    "ConfigMap",
+                    part.name,
+                    part.items,
+                    part.optional,
+                    default_mode,
+                    f"{item_where}.configMap",
+                    context,
+                )
+            )
         elif projection.secret is not None:
             part = projection.secret
-            payload.update(_keys_payload(context.manifests.secrets, "Secret", part.name, part.items,
-                                         part.optional, default_mode, f"{item_where}.secret", context))
+            payload.update(
+                _keys_payload(
+                    context.manifests.secrets,
+                    "Secret",
+                    part.name,
+                    part.items,
+                    part.optional,
+                    default_mode,
+                    f"{item_where}.secret",
+                    context,
+                )
+            )
         elif projection.downward_api is not None:
-            payload.update(_downward_payload(projection.downward_api.items or [], default_mode,
-                                             f"{item_where}.downwardAPI", context))
+            payload.update(
+                _downward_payload(
+                    projection.downward_api.items or [], default_mode, f"{item_where}.downwardAPI", context
+                )
+            )
         elif projection.service_account_token is not None:
             token = projection.service_account_token
             _check_item_path(token.path, bad, f"{item_where}.serviceAccountToken.path")
@@ -300,15 +386,24 @@ def _projected_payload(source: k8s.V1ProjectedVolumeSource, where: str,
             owned = context.fs_user is not None or context.fs_group is not None
             payload[token.path] = FileProjection(
                 service_account_token(context.token_subject, token.audience, expiration),
-                0o600 if owned else default_mode, context.fs_user)
+                0o600 if owned else default_mode,
+                context.fs_user,
+            )
         else:
-            raise bad(item_where, "only configMap, secret, downwardAPI and serviceAccountToken projections "
-                      "are emulated")
+            raise bad(
+                item_where,
+                "only configMap, secret, downwardAPI and serviceAccountToken projections are emulated",
+            )
     return payload
 
 
-def container_mounts(container: k8s.V1Container, path: str, pod: PodFacts, volumes: dict[str, PodVolume],
-                     environment: list[tuple[str, str]]) -> list[Mount]:
+def container_mounts(
+    container: k8s.V1Container,
+    path: str,
+    pod: PodFacts,
+    volumes: dict[str, PodVolume],
+    environment: list[tuple[str, str]],
+) -> list[Mount]:
     """The container's volumeMounts as bind mounts of plan volumes; creates missing subPath directories."""
     bad = pod.workload.bad
     lookup = dict(environment)
@@ -327,8 +422,14 @@ def container_mounts(container: k8s.V1Container, path: str, pod: PodFacts, volum
             if sub_path.startswith("/") or ".." in sub_path.split("/"):
                 raise bad(f"{where}.subPath", f"{sub_path!r} must be a relative path without '..'")
             sub_path = resolve_sub_path(pod_volume, sub_path)
-        mounts.append(Mount(volume=volume_mount.name, target=volume_mount.mount_path, sub_path=sub_path,
-                            read_only=bool(volume_mount.read_only) or pod_volume.read_only_source))
+        mounts.append(
+            Mount(
+                volume=volume_mount.name,
+                target=volume_mount.mount_path,
+                sub_path=sub_path,
+                read_only=bool(volume_mount.read_only) or pod_volume.read_only_source,
+            )
+        )
     return mounts
 
 
@@ -370,13 +471,17 @@ def resolve_sub_path(pod_volume: PodVolume, sub_path: str) -> str:
             continue
         resolved.append(part)
     final = "/".join(resolved)
-    missing = [prefix for prefix in ("/".join(resolved[: i + 1]) for i in range(len(resolved)))
-               if prefix not in by_path]
+    missing = [
+        prefix
+        for prefix in ("/".join(resolved[: i + 1]) for i in range(len(resolved)))
+        if prefix not in by_path
+    ]
     inherit_gid = bool(volume.mode & SETGID)
     for prefix in missing:
         is_last = prefix == final
         mode = volume.mode if is_last else (volume.mode & 0o777 & ~KUBELET_UMASK) | (volume.mode & SETGID)
-        volume.entries.append(FileEntry(path=prefix, kind="dir", mode=mode, uid=0,
-                                        gid=volume.gid if inherit_gid else 0))
+        volume.entries.append(
+            FileEntry(path=prefix, kind="dir", mode=mode, uid=0, gid=volume.gid if inherit_gid else 0)
+        )
         by_path[prefix] = volume.entries[-1]
     return final

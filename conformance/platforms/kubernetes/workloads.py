@@ -60,13 +60,16 @@ def materialize_pod(workload: Workload, namespace: str, options: KubernetesOptio
         labels["pod-template-hash"] = template_hash
         name = f"{owner}-{template_hash}-{random_suffix(seed)}"
     elif workload.kind == "StatefulSet":
-        # statefulset controller newStatefulSetPod/updateIdentity: ordinal 0, hostname = pod name, subdomain = serviceName
+        # statefulset controller newStatefulSetPod/updateIdentity: ordinal 0, hostname = pod name,
+        # subdomain = serviceName
         name = f"{owner}-0"
-        labels.update({
-            "controller-revision-hash": f"{owner}-{pod_template_hash(seed)}",
-            "statefulset.kubernetes.io/pod-name": name,
-            "apps.kubernetes.io/pod-index": "0",
-        })
+        labels.update(
+            {
+                "controller-revision-hash": f"{owner}-{pod_template_hash(seed)}",
+                "statefulset.kubernetes.io/pod-name": name,
+                "apps.kubernetes.io/pod-index": "0",
+            }
+        )
         spec.hostname = name
         if workload.obj.spec.service_name:
             spec.subdomain = workload.obj.spec.service_name
@@ -75,12 +78,14 @@ def materialize_pod(workload: Workload, namespace: str, options: KubernetesOptio
         job_name = owner if workload.kind == "Job" else f"{owner}-{int(time.time()) // 60}"
         controller["job"] = job_name
         controller_uid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"job:{namespace}/{job_name}:{seed}"))
-        labels.update({
-            "batch.kubernetes.io/controller-uid": controller_uid,
-            "batch.kubernetes.io/job-name": job_name,
-            "controller-uid": controller_uid,
-            "job-name": job_name,
-        })
+        labels.update(
+            {
+                "batch.kubernetes.io/controller-uid": controller_uid,
+                "batch.kubernetes.io/job-name": job_name,
+                "controller-uid": controller_uid,
+                "job-name": job_name,
+            }
+        )
         if (job_spec.completion_mode or "NonIndexed") == "Indexed":
             # job controller: index annotation + label, hostname <job>-<index>, JOB_COMPLETION_INDEX env
             labels[JOB_COMPLETION_INDEX] = "0"
@@ -115,7 +120,7 @@ def random_suffix(seed: bytes, length: int = 5) -> str:
 
 
 def pod_template_hash(seed: bytes) -> str:
-    """The format of `pod-template-hash`: a uint32 in decimal, each digit mapped by `rand.SafeEncodeString`."""
+    """`pod-template-hash`'s format: a uint32 in decimal, each digit mapped by `rand.SafeEncodeString`."""
     number = int.from_bytes(hashlib.sha256(b"template:" + seed).digest()[:4], "big")
     return "".join(NAME_ALPHABET[ord(digit) % len(NAME_ALPHABET)] for digit in str(number))
 
@@ -126,10 +131,14 @@ def _manifest_digest(workload: Workload) -> bytes:
 
 
 def _add_completion_index_env(spec: k8s.V1PodSpec) -> None:
-    """job controller addCompletionIndexEnvVariables: every container and init container, unless already set."""
+    """job controller addCompletionIndexEnvVariables: every (init) container, unless already set."""
     for container in [*(spec.init_containers or []), *spec.containers]:
         if any(env.name == "JOB_COMPLETION_INDEX" for env in container.env or []):
             continue
-        reference = k8s.V1EnvVarSource(field_ref=k8s.V1ObjectFieldSelector(
-            field_path=f"metadata.annotations['{JOB_COMPLETION_INDEX}']"))
-        container.env = [*(container.env or []), k8s.V1EnvVar(name="JOB_COMPLETION_INDEX", value_from=reference)]
+        reference = k8s.V1EnvVarSource(
+            field_ref=k8s.V1ObjectFieldSelector(field_path=f"metadata.annotations['{JOB_COMPLETION_INDEX}']")
+        )
+        container.env = [
+            *(container.env or []),
+            k8s.V1EnvVar(name="JOB_COMPLETION_INDEX", value_from=reference),
+        ]

@@ -24,7 +24,7 @@ from typing import Any
 
 import regex
 from botocore.loaders import Loader
-from botocore.model import Shape, ServiceModel
+from botocore.model import ServiceModel, Shape
 from botocore.validate import ParamValidator
 
 from conformance.errors import BadInput
@@ -116,8 +116,8 @@ class FieldLimits:
 
     shape: str
     type: str
-    min: int | float | None
-    max: int | float | None
+    min: float | None
+    max: float | None
     pattern: str | None
     enum: tuple[str, ...]
 
@@ -238,7 +238,7 @@ class _Checker:
             listed = ", ".join(enum[:8]) + (f", … ({len(enum)} values)" if len(enum) > 8 else "")
             self.fail(path, f"{what} {_excerpt(value)} is not one of {listed}")
 
-    def _number(self, value: int | float, shape: Shape, path: str) -> None:
+    def _number(self, value: float, shape: Shape, path: str) -> None:
         low, high = shape.metadata.get("min"), shape.metadata.get("max")
         if high is not None and value > high:
             self.fail(path, f"value is {value}; SageMaker allows at most {high}")

@@ -44,19 +44,19 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, NoReturn
+from typing import Any, NoReturn
 
 COMPAT_HOME = Path(__file__).resolve().parent
 # The compat layer's private boto3 (installed there by the Dockerfile), never on user code's sys.path.
 sys.path[:0] = [str(COMPAT_HOME), str(COMPAT_HOME / "lib")]
 
-import boto3  # noqa: E402
-from botocore.config import Config  # noqa: E402
-from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
-
-import statsd_relay  # noqa: E402
+import boto3
+import statsd_relay
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 BOOTSTRAP_ENV = "COMPAT_BOOTSTRAP"
 BREAK_ENV = "COMPAT_BREAK"
@@ -83,11 +83,10 @@ S3_URI = re.compile(r"s3://([^/]+)/(.+)")
 SSM_PATH = re.compile(r"ssm:(/[^\s]*)")
 # Values of Hadoop S3A credential-provider keys: the pod's web identity token does not exist on SageMaker,
 # the container credentials endpoint does.
+AWS_SDK_V1, AWS_SDK_V2 = "com.amazonaws.auth.", "software.amazon.awssdk.auth.credentials."
 CREDENTIAL_PROVIDERS_ON_SAGEMAKER = {
-    "com.amazonaws.auth.WebIdentityTokenCredentialsProvider":
-        "com.amazonaws.auth.EC2ContainerCredentialsProviderWrapper",
-    "software.amazon.awssdk.auth.credentials.WebIdentityTokenFileCredentialsProvider":
-        "software.amazon.awssdk.auth.credentials.ContainerCredentialsProvider",
+    AWS_SDK_V1 + "WebIdentityTokenCredentialsProvider": AWS_SDK_V1 + "EC2ContainerCredentialsProviderWrapper",
+    AWS_SDK_V2 + "WebIdentityTokenFileCredentialsProvider": AWS_SDK_V2 + "ContainerCredentialsProvider",
 }
 SPARK_DEFAULTS = "spark-defaults.conf"
 RELAY_START_SECONDS = 10
@@ -209,7 +208,7 @@ def _boolean(value: Any, where: str) -> bool:
 
 def _mode(value: Any, where: str) -> int:
     if not isinstance(value, str) or not re.fullmatch(r"0?[0-7]{3}", value):
-        raise CompatError(f"{where}: expected an octal mode string such as \"0440\"")
+        raise CompatError(f'{where}: expected an octal mode string such as "0440"')
     return int(value, 8)
 
 
@@ -341,7 +340,9 @@ def _metrics(value: Any, where: str) -> Metrics:
     section = Metrics(gateway=gateway, env=fields.take("env", _string_map))
     fields.finish()
     if not listen_addresses(section.env):
-        raise CompatError(f"{where}.env: sets none of STATSD_HOST/STATSD_PORT/DD_AGENT_HOST/DD_DOGSTATSD_PORT")
+        raise CompatError(
+            f"{where}.env: sets none of STATSD_HOST/STATSD_PORT/DD_AGENT_HOST/DD_DOGSTATSD_PORT"
+        )
     return section
 
 
@@ -373,7 +374,9 @@ class Aws:
 
     def __init__(self, region: str):
         self._session = boto3.session.Session(region_name=region)
-        self._config = Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 4})
+        self._config = Config(
+            connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 4}
+        )
         self._clients: dict[str, Any] = {}
         self._secrets: dict[str, dict[str, str]] = {}
 
@@ -386,7 +389,9 @@ class Aws:
     def _failed(what: str, exc: Exception) -> CompatError:
         if isinstance(exc, ClientError):
             error = exc.response.get("Error", {})
-            return CompatError(f"{what}: {error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": "))
+            return CompatError(
+                f"{what}: {error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
+            )
         return CompatError(f"{what}: {exc}")
 
     def read_s3(self, uri: str) -> bytes:
@@ -442,7 +447,9 @@ def volume_ownership(default_mode: int, fs_group: int | None) -> tuple[int, int,
     return default_mode | 0o440, 0o2755, fs_group
 
 
-def write_volume(mount_path: Path, files: dict[str, bytes], *, file_mode: int, dir_mode: int, gid: int) -> None:
+def write_volume(
+    mount_path: Path, files: dict[str, bytes], *, file_mode: int, dir_mode: int, gid: int
+) -> None:
     """Write `files` in kubelet's atomic-writer layout (kubernetes-contract.md §2): the data in
     `..<UTC timestamp>.<random>/`, `..data` pointing at it, and one `key -> ..data/key` link per file, so
     code that follows the links or watches `..data` for updates behaves as on Kubernetes."""
@@ -487,7 +494,9 @@ def adapt_spark_defaults(entries: list[tuple[str, str]]) -> list[tuple[str, str]
     adapted = []
     for key, value in entries:
         if key == "spark.master" and value.startswith("k8s://"):
-            value = "local[*]"  # driver and executors share the one instance; there is no cluster to submit to
+            value = (
+                "local[*]"  # driver and executors share the one instance; there is no cluster to submit to
+            )
         adapted.append((key, CREDENTIAL_PROVIDERS_ON_SAGEMAKER.get(value, value)))
     return adapted
 
@@ -527,14 +536,28 @@ def start_metrics_relay(metrics: Metrics, run_as: Identity) -> str:
     if not listeners:
         return f"metrics go straight to the gateway {metrics.gateway}"
     ready_read, ready_write = os.pipe()
-    command = [sys.executable, "-I", "-B", str(COMPAT_HOME / "statsd_relay.py"), "--forward", metrics.gateway,
-               "--ready-fd", str(ready_write)]
+    command = [
+        sys.executable,
+        "-I",
+        "-B",
+        str(COMPAT_HOME / "statsd_relay.py"),
+        "--forward",
+        metrics.gateway,
+        "--ready-fd",
+        str(ready_write),
+    ]
     for sock in listeners:
         command += ["--listen-fd", str(sock.fileno())]
     subprocess.Popen(
-        command, pass_fds=[ready_write, *(sock.fileno() for sock in listeners)], env={},
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, user=run_as.uid, group=run_as.gid,
-        extra_groups=list(run_as.groups), start_new_session=True,
+        command,
+        pass_fds=[ready_write, *(sock.fileno() for sock in listeners)],
+        env={},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        user=run_as.uid,
+        group=run_as.gid,
+        extra_groups=list(run_as.groups),
+        start_new_session=True,
     )
     os.close(ready_write)
     bound = ", ".join(f"{sock.getsockname()[0]}:{sock.getsockname()[1]}" for sock in listeners)
@@ -643,8 +666,10 @@ class Bootstrap:
         self.broken = active_break(env)
         uri = env.get(BOOTSTRAP_ENV)
         if not uri:
-            raise CompatError(f"{BOOTSTRAP_ENV} is not set: the job's Environment must point at the bootstrap "
-                              "document (s3://bucket/key.json)")
+            raise CompatError(
+                f"{BOOTSTRAP_ENV} is not set: the job's Environment must point at the bootstrap "
+                "document (s3://bucket/key.json)"
+            )
         _s3_uri(uri, BOOTSTRAP_ENV)
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
         if not region:
@@ -660,8 +685,15 @@ class Bootstrap:
     def run(self, command: list[str]) -> NoReturn:
         if self.broken:
             log(f"{BREAK_ENV}={self.broken}: reproducing a known compat-layer bug")
-        steps = (self.secrets, self.extra_env, self.hyperparameters, self.spark, self.metrics, self.region,
-                 self.output_dirs)
+        steps = (
+            self.secrets,
+            self.extra_env,
+            self.hyperparameters,
+            self.spark,
+            self.metrics,
+            self.region,
+            self.output_dirs,
+        )
         for step in steps:
             done = step()
             if done:
@@ -683,13 +715,20 @@ class Bootstrap:
             file_mode, dir_mode, gid = volume_ownership(volume.default_mode, fs_group)
             if self.broken == "credential-file-mode":
                 file_mode, dir_mode, gid = volume.default_mode, 0o755, 0
-            write_volume(volume.mount_path, {key: value.encode() for key, value in data.items()},
-                         file_mode=file_mode, dir_mode=dir_mode, gid=gid)
+            write_volume(
+                volume.mount_path,
+                {key: value.encode() for key, value in data.items()},
+                file_mode=file_mode,
+                dir_mode=dir_mode,
+                gid=gid,
+            )
             placed.append(f"{len(data)} file(s) in {volume.mount_path} ({file_mode:04o}, gid {gid})")
         for entry in self.document.secret_env:
             data = self.aws.secret(entry.secret_id)
             if entry.key not in data:
-                raise CompatError(f"secretEnv {entry.name}: secret {entry.secret_id} has no key {entry.key!r}")
+                raise CompatError(
+                    f"secretEnv {entry.name}: secret {entry.secret_id} has no key {entry.key!r}"
+                )
             self.env[entry.name] = data[entry.key]
         if self.document.secret_env:
             placed.append(f"{len(self.document.secret_env)} variable(s)")
@@ -722,10 +761,16 @@ class Bootstrap:
         if not isinstance(values, dict):
             raise CompatError(f"{section.source}: expected a JSON object of hyperparameters")
         if self.broken == "hyperparameters-as-strings":
-            stringified = {key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()}
+            stringified = {
+                key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()
+            }
             content = json.dumps(stringified, indent=2).encode()
-        file_mode, dir_mode, gid = volume_ownership(section.default_mode, self.document.security_context.fs_group)
-        write_volume(section.mount_path, {section.file_name: content}, file_mode=file_mode, dir_mode=dir_mode, gid=gid)
+        file_mode, dir_mode, gid = volume_ownership(
+            section.default_mode, self.document.security_context.fs_group
+        )
+        write_volume(
+            section.mount_path, {section.file_name: content}, file_mode=file_mode, dir_mode=dir_mode, gid=gid
+        )
         return f"hyperparameters: {len(values)} typed value(s) -> {section.mount_path / section.file_name}"
 
     def spark(self) -> str | None:
@@ -736,8 +781,13 @@ class Bootstrap:
         if self.broken == "spark-conf-key-dropped":
             entries = entries[:-1]
         file_mode, dir_mode, gid = volume_ownership(0o644, self.document.security_context.fs_group)
-        write_volume(section.conf_dir, {SPARK_DEFAULTS: render_spark_defaults(entries)},
-                     file_mode=file_mode, dir_mode=dir_mode, gid=gid)
+        write_volume(
+            section.conf_dir,
+            {SPARK_DEFAULTS: render_spark_defaults(entries)},
+            file_mode=file_mode,
+            dir_mode=dir_mode,
+            gid=gid,
+        )
         return f"spark: {len(entries)} key(s) -> {section.conf_dir / SPARK_DEFAULTS}"
 
     def metrics(self) -> str | None:
@@ -777,14 +827,22 @@ def report_failure(context: str, message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--context", required=True, choices=["sagemaker-training", "sagemaker-processing",
-                                                             "sagemaker-notebook"])
-    parser.add_argument("--workload-user", required=True, help="the image's user, for a pod without runAsUser")
+    parser.add_argument(
+        "--context",
+        required=True,
+        choices=["sagemaker-training", "sagemaker-processing", "sagemaker-notebook"],
+    )
+    parser.add_argument(
+        "--workload-user", required=True, help="the image's user, for a pod without runAsUser"
+    )
     parser.add_argument("command", nargs="+", help="what user code runs (after --)")
     args = parser.parse_args(argv)
+    log(f"{args.context}: making this container look like the Kubernetes pod to {args.command[0]}")
     try:
         if os.geteuid() != 0:
-            raise CompatError("the compat bootstrap must start as root (the image's USER); it drops privileges itself")
+            raise CompatError(
+                "the compat bootstrap must start as root (the image's USER); it drops privileges itself"
+            )
         Bootstrap(args.context, args.workload_user, original_environment()).run(args.command)
     except CompatError as exc:
         report_failure(args.context, str(exc))

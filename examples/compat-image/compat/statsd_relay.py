@@ -64,13 +64,16 @@ def bind_udp(host: str, port: int, skip: set[tuple] = frozenset()) -> list[socke
                 continue
             for bound in sockets:
                 bound.close()
-            raise OSError(exc.errno, f"cannot listen on {host}:{port} ({sockaddr[0]}): {exc.strerror}") from None
+            raise OSError(
+                exc.errno, f"cannot listen on {host}:{port} ({sockaddr[0]}): {exc.strerror}"
+            ) from None
         sockets.append(sock)
     return sockets
 
 
-def relay(listeners: list[socket.socket], forward: tuple[int, tuple] | None, echo: bool,
-          ready_fd: int | None = None) -> None:
+def relay(
+    listeners: list[socket.socket], forward: tuple[int, tuple] | None, echo: bool, ready_fd: int | None = None
+) -> None:
     """Serve until killed: every datagram is echoed to stdout and/or sent on to `forward` (family, sockaddr).
 
     The gateway is resolved once, at start-up, like the StatsD clients themselves do. `ready_fd` gets one
@@ -95,16 +98,31 @@ def relay(listeners: list[socket.socket], forward: tuple[int, tuple] | None, ech
                 outbound.sendto(payload, forward[1])
             except OSError as exc:
                 failures += 1
-                print(f"statsd-relay: cannot forward to {forward[1][0]}:{forward[1][1]} ({exc.strerror}); "
-                      f"{failures} datagram(s) lost so far", file=sys.stderr, flush=True)
+                print(
+                    f"statsd-relay: cannot forward to {forward[1][0]}:{forward[1][1]} ({exc.strerror}); "
+                    f"{failures} datagram(s) lost so far",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--listen", action="append", default=[], metavar="HOST:PORT",
-                        help="bind every address HOST resolves to (repeatable)")
-    parser.add_argument("--listen-fd", action="append", default=[], type=int, metavar="FD",
-                        help="an inherited, already bound UDP socket (repeatable)")
+    parser.add_argument(
+        "--listen",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="bind every address HOST resolves to (repeatable)",
+    )
+    parser.add_argument(
+        "--listen-fd",
+        action="append",
+        default=[],
+        type=int,
+        metavar="FD",
+        help="an inherited, already bound UDP socket (repeatable)",
+    )
     parser.add_argument("--forward", metavar="HOST:PORT", help="the metrics gateway to pass datagrams to")
     parser.add_argument("--echo", action="store_true", help="print every datagram to stdout")
     parser.add_argument("--ready-fd", type=int, metavar="FD", help="write one byte here once serving")
@@ -121,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         print("statsd-relay: nothing to listen on (give --listen or --listen-fd)", file=sys.stderr)
         return 2
     if not args.echo and forward is None:
-        print("statsd-relay: nothing to do with the datagrams (give --forward and/or --echo)", file=sys.stderr)
+        print(
+            "statsd-relay: nothing to do with the datagrams (give --forward and/or --echo)", file=sys.stderr
+        )
         return 2
     try:
         relay(listeners, forward, args.echo, args.ready_fd)

@@ -1,0 +1,132 @@
+"""What `parity run` of a Kubernetes target (a pod with one sidecar) costs next to a bare `docker run`.
+
+    uv run python benchmarks/kubernetes_overhead.py [--runs 7] [--image parity-base:bookworm]
+
+Timed, interleaved round by round so a busy machine slows all of them alike:
+- the floor: `docker run --rm --network none IMAGE true`;
+- the in-process runner: `conformance.runner.run_target` on the pod (manifests parsed, the plan built,
+  holder + sidecar + probe containers and the service-account volume created, snapshot read, all removed);
+- the CLI: `parity run --target … --out …`, interpreter start and imports included;
+- the adapter alone: `build_plan` on the pod (warm), and the adapter's import in a fresh interpreter.
+It prints the medians and each one's ratio to the floor. Target: the CLI run ≤ 2.5× the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from conformance.baseimage import BASE_IMAGE
+from conformance.config import load_config
+from conformance.runner import build_plan, run_target
+
+TARGET = "bench-kubernetes"
+FLOOR = "docker run --rm --network none IMAGE true"
+
+
+def pod(image: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "bench-train"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "train",
+                    "image": image,
+                    "env": [{"name": "EPOCHS", "value": "3"}],
+                    "resources": {"limits": {"cpu": "1", "memory": "512Mi"}},
+                },
+                {
+                    "name": "statsd",
+                    "image": image,
+                    "command": [
+                        "python3",
+                        "-c",
+                        "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                        "s.bind(('127.0.0.1', 8125)); [s.recv(65535) for _ in iter(int, 1)]",
+                    ],
+                },
+            ],
+        },
+    }
+
+
+def write_project(directory: Path, image: str) -> Path:
+    (directory / "pod.yaml").write_text(yaml.safe_dump(pod(image), sort_keys=False))
+    config = directory / "parity.yaml"
+    config.write_text(
+        yaml.safe_dump({"targets": {TARGET: {"platform": "kubernetes", "image": image, "spec": "pod.yaml"}}})
+    )
+    return config
+
+
+def timed(action) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--image", default=BASE_IMAGE)
+    args = parser.parse_args(argv)
+    parity = str(Path(sys.executable).with_name("parity"))
+    with tempfile.TemporaryDirectory(prefix="parity-bench-") as scratch:
+        config = write_project(Path(scratch), args.image)
+        loaded = load_config(config)
+        key = secrets.token_bytes(32)
+        snapshot_file = Path(scratch) / "snapshot.json"
+
+        contenders = {
+            FLOOR: lambda: subprocess.run(
+                ["docker", "run", "--rm", "--network", "none", args.image, "true"], check=True
+            ),
+            "parity run (in-process runner)": lambda: run_target(loaded, TARGET, key),
+            "parity run (CLI)": lambda: subprocess.run(
+                [parity, "run", "--target", TARGET, "-c", str(config), "--out", str(snapshot_file)],
+                check=True,
+                capture_output=True,
+            ),
+            "adapter: build_plan (warm)": lambda: build_plan(loaded, TARGET),
+            "adapter: import in a fresh interpreter": lambda: subprocess.run(
+                [sys.executable, "-c", "import conformance.platforms.kubernetes"], check=True
+            ),
+            "python -c pass (interpreter start)": lambda: subprocess.run(
+                [sys.executable, "-c", "pass"], check=True
+            ),
+        }
+        for action in contenders.values():  # warm caches: image layers, page cache, model schemas
+            action()
+        times: dict[str, list[float]] = {name: [] for name in contenders}
+        for _ in range(args.runs):
+            for name, action in contenders.items():
+                times[name].append(timed(action))
+    floor = statistics.median(times[FLOOR])
+    print(f"image {args.image}, pod with one sidecar, {args.runs} interleaved runs each, medians:")
+    for name, samples in times.items():
+        median = statistics.median(samples)
+        print(
+            f"  {name:42s} {median * 1000:7.0f} ms   {median / floor:5.2f}x the floor"
+            f"   (min {min(samples) * 1000:.0f} ms, max {max(samples) * 1000:.0f} ms)"
+        )
+    ratio = statistics.median(times["parity run (CLI)"]) / floor
+    print(
+        f"parity run (CLI) / bare docker run = {ratio:.2f} "
+        f"(target <= 2.50: {'met' if ratio <= 2.5 else 'missed'})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
