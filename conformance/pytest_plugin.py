@@ -38,12 +38,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     from conformance.config import load_config
     from conformance.errors import ParityError
 
-    path = Path(option).resolve()
     try:
-        loaded = load_config(path)
+        loaded = load_config(option)
     except ParityError as exc:
         raise pytest.UsageError(f"--parity-config: {exc.one_line()}") from None
-    parity_file = ParityFile.from_parent(session, path=path, loaded=loaded)
+    parity_file = ParityFile.from_parent(session, path=loaded.path, loaded=loaded)
     parity_items = parity_file.collect()
     # Collection proper is over: report these items so the "collected N items" count includes them.
     config.hook.pytest_collectreport(report=pytest.CollectReport(parity_file.nodeid, "passed", None, parity_items))

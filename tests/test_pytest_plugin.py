@@ -54,16 +54,11 @@ def test_one_item_per_comparison_and_category_and_a_missing_baseline_fails(repo:
     )
 
 
-def test_update_baselines_mirrors_the_cli_flag(repo: pytest.Pytester):
-    result = run(repo, "--parity-update-baselines")
-    result.assert_outcomes(passed=3 * CATEGORY_COUNT + 1)
-    result.stdout.fnmatch_lines(["*parity*", "baseline baselines/default/k8s.json: new"])
+def test_update_baselines_then_a_divergence_fails_its_category_with_path_values_and_hint(repo: pytest.Pytester):
+    updated = run(repo, "--parity-update-baselines")
+    updated.assert_outcomes(passed=3 * CATEGORY_COUNT + 1)
+    updated.stdout.fnmatch_lines(["*parity*", "baseline baselines/default/k8s.json: new"])
     assert (repo.path / "baselines/default/sagemaker.json").exists()
-    run(repo).assert_outcomes(passed=3 * CATEGORY_COUNT + 1)
-
-
-def test_a_divergence_fails_its_category_with_path_values_and_hint(repo: pytest.Pytester):
-    run(repo, "--parity-update-baselines")
     broken = sagemaker_snapshot()
     broken["hyperparameters"]["sources"]["/etc/hp/hyperparameters.json"]["values"]["epochs"] = "10"
     (repo.path / "snapshots/sagemaker.json").write_text(dumps_snapshot(broken))

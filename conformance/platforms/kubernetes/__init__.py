@@ -9,7 +9,6 @@ cites /work/shared/reference/kubernetes-contract.md (the section) and the upstre
 
 from __future__ import annotations
 
-
 from conformance.config import LoadedConfig, TargetConfig
 from conformance.errors import BadInput
 from conformance.plan import LaunchPlan

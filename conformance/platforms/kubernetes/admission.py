@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from kubernetes.client import models as k8s
 
-from conformance.platforms.kubernetes.manifests import ConfigData, ManifestSet, Origin
+from conformance.platforms.kubernetes.manifests import ConfigData, ManifestSet
 from conformance.platforms.kubernetes.tokens import ADMISSION_TOKEN_SECONDS, CLUSTER_CA_PEM
 from conformance.platforms.kubernetes.workloads import PodFacts, random_suffix
 
@@ -63,13 +63,8 @@ def publish_root_ca(manifests: ManifestSet, namespace: str) -> None:
     """The root-ca-cert-publisher controller puts `kube-root-ca.crt` in every namespace."""
     key = (namespace, ROOT_CA_CONFIG_MAP)
     if key not in manifests.config_maps:
-        manifests.config_maps[key] = ConfigData(
-            "ConfigMap",
-            ROOT_CA_CONFIG_MAP,
-            Origin(manifests.workload.origin.file),
-            {"ca.crt": CLUSTER_CA_PEM},
-            {"ca.crt": CLUSTER_CA_PEM},
-        )
+        content = {"ca.crt": CLUSTER_CA_PEM}
+        manifests.config_maps[key] = ConfigData("ConfigMap", ROOT_CA_CONFIG_MAP, content, content)
 
 
 def should_automount(pod: PodFacts, account: k8s.V1ServiceAccount) -> bool:

@@ -91,7 +91,7 @@ def pod_files_volume(
     options: KubernetesOptions,
     hostname: str,
     domain: str,
-    sandbox_hostname: str,
+    uts_hostname: str,
     target_name: str,
     loaded: LoadedConfig,
 ) -> Volume:
@@ -124,7 +124,7 @@ def pod_files_volume(
     entries = [
         FileEntry(path="etc-hosts", content=hosts, mode=0o644),
         FileEntry(path="resolv.conf", content=render_resolv_conf(dns, node_resolv), mode=0o644),
-        FileEntry(path="hostname", content=hostname_file(sandbox_hostname), mode=0o644),
+        FileEntry(path="hostname", content=hostname_file(uts_hostname), mode=0o644),
     ]
     entries += [
         FileEntry(path=f"termination-log-{container.name}", mode=0o666)

@@ -73,11 +73,9 @@ class Origin:
     file: Path
     document: int | None = None
 
-    def field(self, path: str) -> str:
-        return f"[document {self.document}] {path}" if self.document else path
-
     def bad(self, path: str, problem: str) -> BadInput:
-        return BadInput(self.file, self.field(path) if path else (self.field("") or None), problem)
+        field = f"[document {self.document}] {path}".rstrip() if self.document else path
+        return BadInput(self.file, field or None, problem)
 
 
 @dataclass(frozen=True)
@@ -112,7 +110,6 @@ class ConfigData:
 
     kind: str
     name: str
-    origin: Origin
     env_values: dict[str, bytes]
     files: dict[str, bytes]
 
@@ -357,7 +354,7 @@ def _config_map_data(loaded: Loaded[k8s.V1ConfigMap]) -> ConfigData:
         if key in env_values:
             raise loaded.origin.bad(format_path(["binaryData", key]), "duplicate of a key in data")
         files[key] = _base64(encoded, loaded.origin, ["binaryData", key])
-    return ConfigData("ConfigMap", config_map.metadata.name, loaded.origin, env_values, files)
+    return ConfigData("ConfigMap", config_map.metadata.name, env_values, files)
 
 
 def _secret_data(loaded: Loaded[k8s.V1Secret]) -> ConfigData:
@@ -367,7 +364,7 @@ def _secret_data(loaded: Loaded[k8s.V1Secret]) -> ConfigData:
         key: _base64(encoded, loaded.origin, ["data", key]) for key, encoded in (secret.data or {}).items()
     }
     files.update({key: text.encode("utf-8") for key, text in (secret.string_data or {}).items()})
-    return ConfigData("Secret", secret.metadata.name, loaded.origin, files, files)
+    return ConfigData("Secret", secret.metadata.name, files, files)
 
 
 def _base64(encoded: str, origin: Origin, path: list[str | int]) -> bytes:

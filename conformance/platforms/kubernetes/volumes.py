@@ -138,7 +138,10 @@ def _build_volume(spec_volume: k8s.V1Volume, where: str, context: VolumeContext)
     if spec_volume.downward_api is not None:
         source = spec_volume.downward_api
         payload = _downward_payload(
-            source.items or [], source.default_mode or DEFAULT_MODE, f"{where}.downwardAPI", context
+            source.items or [],
+            DEFAULT_MODE if source.default_mode is None else source.default_mode,
+            f"{where}.downwardAPI",
+            context,
         )
         return _memory_atomic_volume(name, payload, memory_size, context)
     if spec_volume.projected is not None:
