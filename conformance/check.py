@@ -54,7 +54,6 @@ def run_check(
     prune_baselines: bool = False,
     snapshots_dir: Path | None = None,
     targets: list[str] | None = None,
-    today: dt.date | None = None,
 ) -> CheckOutcome:
     """Check parity for `loaded`'s targets (all, or `targets`) and their baselines.
 
@@ -94,7 +93,7 @@ def run_check(
         changes = [BaselineChange(None, path, "unused") for path in baselines.unused_baselines(loaded)]
     comparisons += [_baseline_comparison(loaded, target, forms[target], contract, snapshots_dir) for target in selected]
 
-    notes = apply_waivers(comparisons, waivers, today or dt.datetime.now(dt.timezone.utc).date())
+    notes = apply_waivers(comparisons, waivers, dt.datetime.now(dt.timezone.utc).date())
     result = CheckResult(
         generated_at=dt.datetime.now(dt.timezone.utc),
         config=str(loaded.path),

@@ -2,18 +2,23 @@
 
 parity's demo and end-to-end tests run this image on both emulated sides. `build_compat_image` builds it on
 the offline base image (or reuses it when nothing it is built from changed), `load_breaks` lists the bugs
-its entrypoint reproduces under COMPAT_BREAK, and `seed_aws` puts what its entrypoint fetches at start-up
+its entrypoint reproduces under COMPAT_BREAK, `seed_aws` puts what its entrypoint fetches at start-up
 (secrets, extra environment, typed hyperparameters, Spark defaults, the bootstrap document) into an AWS
-endpoint — moto in server mode on 127.0.0.1.
+endpoint — moto in server mode on 127.0.0.1 — and `container_credentials_server` gives the SageMaker side
+credentials for it without 169.254.170.2.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import hashlib
 import json
 import os
 import ssl
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal
 
@@ -132,6 +137,46 @@ def seed_aws(seed: Seed, endpoint_url: str) -> None:
         ) from None
 
 
+class _ContainerCredentialsHandler(BaseHTTPRequestHandler):
+    """Answers every GET with short-lived credentials in the ECS container credentials format."""
+
+    def do_GET(self) -> None:
+        expiration = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+        body = json.dumps(
+            {
+                "AccessKeyId": "parity",
+                "SecretAccessKey": "parity",
+                "Token": "parity",
+                "Expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: the credentials endpoint is not worth a log line per request."""
+
+
+@contextlib.contextmanager
+def container_credentials_server() -> Iterator[str]:
+    """A local stand-in for SageMaker's container credentials endpoint (169.254.170.2), on 127.0.0.1.
+
+    Yields the URL to give a SageMaker target as `container_credentials_full_uri`: botocore's
+    ContainerProvider accepts a loopback AWS_CONTAINER_CREDENTIALS_FULL_URI, and moto accepts any keys.
+    """
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ContainerCredentialsHandler)
+    thread = threading.Thread(target=server.serve_forever, name="parity-credentials", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v2/credentials/parity"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def host_ca_bundle() -> Path | None:
     """The CA bundle this machine's own TLS clients trust, if there is one."""
     defaults = ssl.get_default_verify_paths()
@@ -192,11 +237,12 @@ def build_compat_image(
     extra = {HOST_CA_IN_CONTEXT: ca_bundle.read_text(encoding="utf-8")} if ca_bundle else {}
     digest = source_digest(source_dir, files, extra, client.images.get(base_image).id)
     try:
-        if client.images.get(tag).labels.get(SOURCE_DIGEST_LABEL) == digest:
-            on_output(f"reusing {tag} (built from the same sources)")
-            return tag
+        previous = client.images.get(tag)
     except docker.errors.ImageNotFound:
-        pass
+        previous = None
+    if previous is not None and previous.labels.get(SOURCE_DIGEST_LABEL) == digest:
+        on_output(f"reusing {tag} (built from the same sources)")
+        return tag
     on_output(f"building {tag} from {source_dir} on {base_image}")
     context = create_archive(str(source_dir), files=files, extra_files=list(extra.items()))
     recent: list[str] = []
@@ -225,4 +271,15 @@ def build_compat_image(
         raise InfrastructureError(f"building {tag} failed: {exc.explanation or exc}", BUILD_REMEDY) from None
     finally:
         context.close()
+    if previous is not None and client.images.get(tag).id != previous.id:
+        _remove_if_untagged(client, previous.id)
     return tag
+
+
+def _remove_if_untagged(client: docker.DockerClient, image_id: str) -> None:
+    """Remove an outdated build that no tag names any more (removing by id would drop every other tag)."""
+    try:
+        if not client.images.get(image_id).tags:
+            client.images.remove(image_id)
+    except docker.errors.APIError:
+        pass  # gone already, or a container still uses it: it stays, as `docker build` would leave it

@@ -13,7 +13,7 @@ item is one divergence, not a cascade of shifted indices; `sets` lists compare u
 
 Secrets (`hmac-sha256:` values) compare equal only when both sides were hashed with the same key (the
 probes' `probe.hash.key_id` match and both are comparable). Otherwise they are compared for presence only,
-and one `probe.hash.key_id` divergence says how many were, and how to get a full comparison. A baseline
+and one `probe.hash` divergence says how many were, and how to get a full comparison. A baseline
 carries no key (`<KEY_ID>`, secrets masked): its secrets are compared for presence, silently.
 
 The `harness` section and `probe.hash` are never compared (the latter decides how secrets compare).
@@ -170,15 +170,15 @@ class _Walk:
             for rule in scope.platform_only:
                 if rule.platform == holder.platform.name:
                     return
-            unknown = [rule for rule in scope.platform_only if holder.platform.name is None]
-            if unknown:
+            if scope.platform_only and holder.platform.name is None:
+                rule = scope.platform_only[0]
                 hint = (
-                    f"{unknown[0].label} was not applied: {holder.label}'s platform is unknown "
+                    f"{rule.label} was not applied: {holder.label}'s platform is unknown "
                     f"({holder.platform.evidence}); compare snapshots taken by `parity run`/`parity check`, "
                     "which record it in harness.platform."
                 )
                 kind = "missing" if left_there else "extra"
-                self._record(path, kind, left, right, scope, identity, rule=unknown[0].label, hint=hint)
+                self._record(path, kind, left, right, scope, identity, rule=rule.label, hint=hint)
                 return
         if left is _MISSING or right is _MISSING or _is_missing_file(left) != _is_missing_file(right):
             kind = "extra" if left is _MISSING or _is_missing_file(left) else "missing"
@@ -350,12 +350,12 @@ def _key_finding(walk: _Walk) -> _Finding | None:
         f"{walk.secrets_by_presence} secret value(s) were compared for presence only: {'; '.join(reasons)}. "
         "Take both snapshots in one `parity check` run, which gives every target the same key."
     )
-    path = "probe.hash.key_id"
+    path = "probe.hash"
     return _Finding(
         path=path,
         kind="changed",
-        left=left_hash.get("key_id"),
-        right=right_hash.get("key_id"),
+        left=left_hash or None,
+        right=right_hash or None,
         category="probe",
         identity=path,
         severity="low",

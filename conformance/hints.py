@@ -21,7 +21,6 @@ _PATH_LISTS = ("PATH", "PYTHONPATH", "LD_LIBRARY_PATH", "CLASSPATH", "MANPATH")
 
 
 class Finding(Protocol):
-    category: str
     path: str
     kind: str
     left: Any
@@ -58,22 +57,21 @@ class HintContext:
         return self.right_platform if finding.kind == "missing" else self.left_platform
 
 
-def show(value: Any, limit: int = 60) -> str:
+def _show(value: Any, limit: int = 60) -> str:
     text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _last_key(path: str) -> str:
-    segment = parse_path(path)[-1]
-    return str(segment)
+    return str(parse_path(path)[-1])
 
 
 def _sides(finding: Finding, ctx: HintContext) -> str:
     if finding.kind == "missing":
-        return f"{show(finding.left)} on {ctx.left_label} only"
+        return f"{_show(finding.left)} on {ctx.left_label} only"
     if finding.kind == "extra":
-        return f"{show(finding.right)} on {ctx.right_label} only"
-    return f"{show(finding.left)} on {ctx.left_label}, {show(finding.right)} on {ctx.right_label}"
+        return f"{_show(finding.right)} on {ctx.right_label} only"
+    return f"{_show(finding.left)} on {ctx.left_label}, {_show(finding.right)} on {ctx.right_label}"
 
 
 # ---- the bug classes ------------------------------------------------------------------------------------

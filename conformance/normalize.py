@@ -121,7 +121,7 @@ def normalize(snapshot: dict[str, Any], rules: Sequence[MaskRule], *, mask_run_i
     """A masked copy of `snapshot`. The `harness` section (never compared) is copied unchanged."""
     all_rules = list(rules) + (run_identity_rules(snapshot) if mask_run_identities else [])
     active = [rule for rule in all_rules if any(glob.matches_everything for glob in rule.scope)]
-    pending = [(rule, rule.scope) for rule in all_rules if rule not in active]
+    pending = [rule for rule in all_rules if rule not in active]
     compared = {key: value for key, value in snapshot.items() if key != "harness"}
     result = _normalize_value(compared, "", active, pending)
     if "harness" in snapshot:
@@ -129,7 +129,8 @@ def normalize(snapshot: dict[str, Any], rules: Sequence[MaskRule], *, mask_run_i
     return result
 
 
-def _normalize_value(value: Any, path: str, active: list[MaskRule], pending: list) -> Any:
+def _normalize_value(value: Any, path: str, active: list[MaskRule], pending: list[MaskRule]) -> Any:
+    """`value` masked by the `active` rules; `pending` rules start applying where their scope matches."""
     if isinstance(value, dict):
         keys = _masked_keys(value, active) if active else None
         return {
@@ -141,17 +142,19 @@ def _normalize_value(value: Any, path: str, active: list[MaskRule], pending: lis
     return _mask_scalar(value, active) if active else value
 
 
-def _normalize_child(value: Any, path: str, segment: str | int, active: list[MaskRule], pending: list) -> Any:
+def _normalize_child(
+    value: Any, path: str, segment: str | int, active: list[MaskRule], pending: list[MaskRule]
+) -> Any:
     if not pending:  # nothing left that could start applying below: no need to track the path
         return _normalize_value(value, path, active, pending)
     child = child_path(path, segment)
     now_active = list(active)
     still_pending = []
-    for rule, scope in pending:
-        if any(glob.matches(child) for glob in scope):
+    for rule in pending:
+        if any(glob.matches(child) for glob in rule.scope):
             now_active.append(rule)
-        elif any(glob.may_match_within(child) for glob in scope):
-            still_pending.append((rule, scope))
+        elif any(glob.may_match_within(child) for glob in rule.scope):
+            still_pending.append(rule)
     return _normalize_value(value, child, now_active, still_pending)
 
 

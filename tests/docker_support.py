@@ -39,6 +39,13 @@ def build_image(client, tag: str, dockerfile: str, files: dict[str, bytes] | Non
             info.mode = 0o755
             archive.addfile(info, io.BytesIO(content))
     context.seek(0)
-    client.images.build(fileobj=context, custom_context=True, tag=tag, network_mode="host", rm=True,
-                        pull=False, labels={TEST_IMAGE_LABEL: "1"})
+    client.images.build(
+        fileobj=context,
+        custom_context=True,
+        tag=tag,
+        network_mode="host",
+        rm=True,
+        pull=False,
+        labels={TEST_IMAGE_LABEL: "1"},
+    )
     return tag

@@ -120,28 +120,30 @@ def test_spark_defaults_keep_their_keys_and_adapt_what_names_kubernetes():
 
 
 def test_fsgroup_makes_volume_files_group_readable_like_kubelet():
-    assert bootstrap.volume_ownership(0o400, 2000) == (0o440, 0o2755, 2000)
-    assert bootstrap.volume_ownership(0o644, 2000) == (0o644, 0o2755, 2000)
-    assert bootstrap.volume_ownership(0o400, None) == (0o400, 0o755, 0)
+    modes = bootstrap.volume_modes
+    # kubelet's root directories are 3777/2777/1777 under a read-only mount: here, without the write bits
+    assert modes(0o400, 2000, in_memory=True) == bootstrap.VolumeModes(0o440, 0o3555, 0o2755, 2000)
+    assert modes(0o644, 2000, in_memory=False) == bootstrap.VolumeModes(0o644, 0o2555, 0o2755, 2000)
+    assert modes(0o400, None, in_memory=True) == bootstrap.VolumeModes(0o400, 0o1555, 0o755, 0)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="writing files owned by another group needs root")
 def test_volumes_are_written_in_the_atomic_writer_layout(tmp_path):
     mount = tmp_path / "etc" / "secrets"
-    bootstrap.write_volume(
-        mount, {"db-password": b"pw", "api-token": b"tok"}, file_mode=0o440, dir_mode=0o2755, gid=2000
-    )
+    modes = bootstrap.VolumeModes(file=0o440, root_dir=0o3777, data_dir=0o2755, gid=2000)
+    bootstrap.write_volume(mount, {"db-password": b"pw", "api-token": b"tok"}, modes)
     data_link = os.readlink(mount / "..data")
     assert re.fullmatch(r"\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.\d+", data_link)
     assert sorted(os.listdir(mount)) == sorted(["..data", data_link, "api-token", "db-password"])
     for name, content in (("db-password", b"pw"), ("api-token", b"tok")):
         assert os.readlink(mount / name) == f"..data/{name}"
+        assert os.lstat(mount / name).st_gid == 2000
         status = os.stat(mount / name)
         assert (status.st_mode & 0o7777, status.st_uid, status.st_gid) == (0o440, 0, 2000)
         assert (mount / name).read_bytes() == content
-    for directory in (mount, mount / data_link):
+    for directory, mode in ((mount, 0o3777), (mount / data_link, 0o2755)):
         status = os.stat(directory)
-        assert (status.st_mode & 0o7777, status.st_gid) == (0o2755, 2000)
+        assert (status.st_mode & 0o7777, status.st_uid, status.st_gid) == (mode, 0, 2000)
 
 
 def test_identity_follows_the_runtime_rules_for_users_without_a_passwd_entry():

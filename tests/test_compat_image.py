@@ -8,16 +8,16 @@ SageMaker-looking runs use the host network to reach moto (server mode) and a me
 
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 import json
 import secrets
+import shutil
 import socket
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 from moto.server import ThreadedMotoServer
 from testcontainers.core.container import DockerContainer
@@ -26,6 +26,7 @@ from conformance.compat_image import (
     COMPAT_IMAGE_DIR,
     Seed,
     build_compat_image,
+    container_credentials_server,
     load_breaks,
     load_seed,
     seed_aws,
@@ -106,6 +107,8 @@ print(json.dumps({
     "cwd": os.getcwd(), "no_new_privs": st["NoNewPrivs"], "cap_bounding": st["CapBnd"],
     "cap_effective": st["CapEff"], "env": env, "metric_sent_to": sent_to,
     "secret_files": {name: describe("/etc/app/secrets/" + name) for name in ("db-password", "api-token")},
+    "writable_dirs": [path for path in ("/etc/app/secrets", "/etc/app/config", "/opt/spark/conf")
+                      if os.access(path, os.W_OK)],
     "hyperparameters": load("/etc/app/config/hyperparameters.json", json.loads),
     "spark": load(env.get("SPARK_CONF_DIR", "/opt/spark/conf") + "/spark-defaults.conf",
                   lambda text: [line.split(None, 1) for line in text.splitlines() if line.strip()]),
@@ -167,6 +170,35 @@ def test_an_image_built_from_the_same_sources_is_reused(compat_image, docker_cli
     assert said[-1] == f"reusing {compat_image} (built from the same sources)"
 
 
+def test_a_change_in_the_sources_rebuilds_and_drops_only_the_outdated_image(
+    compat_image, docker_client, base_image, tmp_path
+):
+    sources = tmp_path / "compat-image"
+    shutil.copytree(COMPAT_IMAGE_DIR, sources, ignore=shutil.ignore_patterns("*.crt"))
+    tag = f"parity-compat:test-rebuild-{RUN_ID}"
+
+    def build_with(line: str) -> list[str]:
+        with (sources / "workload" / "train").open("a") as train:
+            train.write(f"# {line}\n")
+        said: list[str] = []
+        build_compat_image(
+            tag, base_image=base_image, source_dir=sources, client=docker_client, on_output=said.append
+        )
+        return said
+
+    try:
+        build_with("first")
+        first = docker_client.images.get(tag).id
+        assert build_with("second")[0].startswith(f"building {tag}")
+        assert docker_client.images.get(tag).id != first
+        with pytest.raises(docker.errors.ImageNotFound):
+            docker_client.images.get(first)
+        assert docker_client.images.get(compat_image)  # another tag of the same repository is left alone
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            docker_client.images.remove(tag, force=True)
+
+
 @pytest.fixture(scope="module")
 def moto_url():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -176,37 +208,10 @@ def moto_url():
     server.stop()
 
 
-class _CredentialsHandler(BaseHTTPRequestHandler):
-    """The ECS container credentials protocol botocore's ContainerProvider speaks (moto accepts any keys)."""
-
-    def do_GET(self):
-        expiration = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        body = json.dumps(
-            {
-                "AccessKeyId": "parity",
-                "SecretAccessKey": "parity",
-                "Token": "parity",
-                "Expiration": expiration,
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def credentials_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _CredentialsHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v2/credentials/parity-test"
-    server.shutdown()
-    server.server_close()
+    with container_credentials_server() as url:
+        yield url
 
 
 class Gateway:
@@ -363,6 +368,9 @@ def test_on_sagemaker_user_code_sees_the_pods_world(clean_run, seed):
         "HOME",
     }
     assert set(env) - set(expected) == platform
+
+    # the volumes are as read-only for user code as Kubernetes' read-only mounts
+    assert observed["writable_dirs"] == []
 
     # hyperparameters typed, where the training code reads them
     assert observed["hyperparameters"] == typed_hyperparameters()

@@ -60,8 +60,9 @@ SCOPE = {"paths": ["/data", "/secrets/test", "/token", "/shared", "/created"], "
 @pytest.fixture(scope="session")
 def env_image(docker_client, base_image) -> str:
     """The base image plus ENV, to see how the plan's environment lands over the image's."""
-    return build_image(docker_client, "parity-test-engine:env",
-                       f"FROM {base_image}\nENV FOO=image FROM_IMAGE=image\n")
+    return build_image(
+        docker_client, "parity-test-engine:env", f"FROM {base_image}\nENV FOO=image FROM_IMAGE=image\n"
+    )
 
 
 def pod_plan(target: str, image: str, base_image: str) -> LaunchPlan:
@@ -72,31 +73,53 @@ def pod_plan(target: str, image: str, base_image: str) -> LaunchPlan:
         hostname="pod-a",
         shm_size_bytes=32 * MiB,
         volumes=[
-            Volume(name="data", mode=0o750, uid=1234, gid=2345, entries=[
-                FileEntry(path="a.txt", content=b"alpha", mode=0o640, uid=1234, gid=2345),
-                FileEntry(path="sub", kind="dir", mode=0o700, uid=1234),
-                FileEntry(path="sub/b.txt", content=b"beta"),
-                FileEntry(path="link", kind="symlink", target="a.txt"),
-            ]),
-            Volume(name="secret", medium="memory", size_bytes=MiB, entries=[
-                FileEntry(path=secret_dir, kind="dir"),
-                FileEntry(path=f"{secret_dir}/token", content=b"s3cr3t", mode=0o600, uid=1234),
-                FileEntry(path="..data", kind="symlink", target=secret_dir),
-                FileEntry(path="token", kind="symlink", target="..data/token"),
-            ]),
+            Volume(
+                name="data",
+                mode=0o750,
+                uid=1234,
+                gid=2345,
+                entries=[
+                    FileEntry(path="a.txt", content=b"alpha", mode=0o640, uid=1234, gid=2345),
+                    FileEntry(path="sub", kind="dir", mode=0o700, uid=1234),
+                    FileEntry(path="sub/b.txt", content=b"beta"),
+                    FileEntry(path="link", kind="symlink", target="a.txt"),
+                ],
+            ),
+            Volume(
+                name="secret",
+                medium="memory",
+                size_bytes=MiB,
+                entries=[
+                    FileEntry(path=secret_dir, kind="dir"),
+                    FileEntry(path=f"{secret_dir}/token", content=b"s3cr3t", mode=0o600, uid=1234),
+                    FileEntry(path="..data", kind="symlink", target=secret_dir),
+                    FileEntry(path="token", kind="symlink", target="..data/token"),
+                ],
+            ),
             Volume(name="shared", mode=0o777),
-            Volume(name="etc", entries=[
-                FileEntry(path="hosts", content=b"# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"
-                                                 b"10.1.2.3\tpod-a\n"),
-            ]),
+            Volume(
+                name="etc",
+                entries=[
+                    FileEntry(
+                        path="hosts",
+                        content=b"# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n10.1.2.3\tpod-a\n",
+                    ),
+                ],
+            ),
         ],
         init_containers=[
-            Container(name="setup", image=base_image, role="init",
-                      entrypoint=["sh", "-c", "echo from-init > /shared/init.txt"],
-                      mounts=[Mount(volume="shared", target="/shared")]),
+            Container(
+                name="setup",
+                image=base_image,
+                role="init",
+                entrypoint=["sh", "-c", "echo from-init > /shared/init.txt"],
+                mounts=[Mount(volume="shared", target="/shared")],
+            ),
         ],
         sidecars=[
-            Container(name="statsd", image=base_image, role="sidecar", entrypoint=["python3", "-c", UDP_SIDECAR]),
+            Container(
+                name="statsd", image=base_image, role="sidecar", entrypoint=["python3", "-c", UDP_SIDECAR]
+            ),
         ],
         main=Container(
             name="app",
@@ -223,13 +246,21 @@ def single_plan(target: str, image: str, **main) -> LaunchPlan:
         hostname="ip-10-0-0-1.ec2.internal",
         domainname="example.internal",
         shm_size_bytes=16 * MiB,
-        volumes=[Volume(name="etc", entries=[FileEntry(path="resolv.conf", content=b"nameserver 10.100.0.10\n")])],
-        main=Container(name="main", image=image,
-                       mounts=[Mount(volume="etc", target="/etc/resolv.conf", sub_path="resolv.conf")], **main),
+        volumes=[
+            Volume(name="etc", entries=[FileEntry(path="resolv.conf", content=b"nameserver 10.100.0.10\n")])
+        ],
+        main=Container(
+            name="main",
+            image=image,
+            mounts=[Mount(volume="etc", target="/etc/resolv.conf", sub_path="resolv.conf")],
+            **main,
+        ),
     )
 
 
-def test_plan_without_pod_features_runs_one_container_with_the_sandbox_settings(docker_client, base_image, monkeypatch):
+def test_plan_without_pod_features_runs_one_container_with_the_sandbox_settings(
+    docker_client, base_image, monkeypatch
+):
     roles = []
     create = docker.models.containers.ContainerCollection.create
 
@@ -239,7 +270,9 @@ def test_plan_without_pod_features_runs_one_container_with_the_sandbox_settings(
 
     monkeypatch.setattr(docker.models.containers.ContainerCollection, "create", recording_create)
     target = unique_target("engine-single")
-    outcome = DockerEngine().run(single_plan(target, base_image, read_only_rootfs=True), ProbeRequest(scope={}), 60)
+    outcome = DockerEngine().run(
+        single_plan(target, base_image, read_only_rootfs=True), ProbeRequest(scope={}), 60
+    )
     snapshot = outcome.snapshot
     assert "holder" not in roles and roles.count("main") == 1
     assert snapshot["network"]["hostname"] == "ip-10-0-0-1.ec2.internal"
@@ -294,7 +327,9 @@ def test_missing_image_says_how_to_build_it_and_creates_nothing(docker_client):
     assert leftovers(docker_client, target) == {"containers": [], "volumes": []}
 
 
-def test_keyboard_interrupt_mid_run_removes_everything(docker_client, env_image, base_image, tmp_path, monkeypatch):
+def test_keyboard_interrupt_mid_run_removes_everything(
+    docker_client, env_image, base_image, tmp_path, monkeypatch
+):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
     def interrupted(self, *args, **kwargs):
@@ -329,15 +364,24 @@ def test_signal_to_a_process_running_the_engine_in_a_worker_thread_removes_every
     target = unique_target("engine-signal")
     plan = single_plan(target, base_image, entrypoint=["sh", "-c", "exec sleep 600"])
     env = {**os.environ, "TMPDIR": str(tmp_path)}
-    process = subprocess.Popen([sys.executable, "-c", WORKER_THREAD_RUN, plan.model_dump_json()], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-c", WORKER_THREAD_RUN, plan.model_dump_json()],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
         while not leftovers(docker_client, target)["containers"]:
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "the run never started its container"
             time.sleep(0.1)
-        while docker_client.api.containers(filters={"label": f"org.parity.target={target}", "status": "running"}) == []:
+        while (
+            docker_client.api.containers(
+                filters={"label": f"org.parity.target={target}", "status": "running"}
+            )
+            == []
+        ):
             assert time.monotonic() < deadline, "the container never started"
             time.sleep(0.1)
         process.send_signal(signum)
@@ -358,4 +402,6 @@ def test_only_sandboxed_network_modes_are_accepted(mode):
 
 def test_plans_cannot_ask_for_the_default_bridge():
     with pytest.raises(ValueError):
-        LaunchPlan.model_validate(json.loads(single_plan("t", "img").model_dump_json()) | {"network": "bridge"})
+        LaunchPlan.model_validate(
+            json.loads(single_plan("t", "img").model_dump_json()) | {"network": "bridge"}
+        )

@@ -105,7 +105,12 @@ def test_sub_path_through_an_absolute_symlink_is_refused():
 
 
 def test_symlink_loop_is_refused():
-    volume = Volume(name="v", entries=[FileEntry(path="a", kind="symlink", target="b"),
-                                       FileEntry(path="b", kind="symlink", target="a")])
+    volume = Volume(
+        name="v",
+        entries=[
+            FileEntry(path="a", kind="symlink", target="b"),
+            FileEntry(path="b", kind="symlink", target="a"),
+        ],
+    )
     with pytest.raises(VolumePathError, match="loops"):
         resolve_sub_path(volume, "a")

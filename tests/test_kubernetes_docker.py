@@ -12,13 +12,14 @@ import hmac
 import re
 from pathlib import Path
 
+import docker.errors
 import pytest
 import yaml
 
 from conformance.config import load_config
 from conformance.runner import run_target
 from conformance.snapshot import validate_snapshot
-from tests.docker_support import build_image, leftovers, unique_target
+from tests.docker_support import TEST_IMAGE_LABEL, build_image, leftovers, unique_target
 
 DATA = Path(__file__).parent / "data" / "kubernetes"
 HASH_KEY = b"kubernetes-docker-test-key-32-by"
@@ -297,3 +298,49 @@ def test_cross_check_with_sagemaker_leaves_only_real_divergences(docker_client, 
     assert paths - REAL_DIVERGENCES <= CONTRACT_GAPS, sorted(paths - REAL_DIVERGENCES - CONTRACT_GAPS)
     for name in names.values():
         assert leftovers(docker_client, name) == {"containers": [], "volumes": []}
+
+
+@pytest.fixture(scope="module")
+def image_without_env(docker_client, base_image, tmp_path_factory) -> str:
+    """The base image's filesystem as an image with no ENV at all (built once, then reused by tag)."""
+    tag = "parity-test-k8s-noenv:1"
+    try:
+        docker_client.images.get(tag)
+        return tag
+    except docker.errors.ImageNotFound:
+        pass
+    source = docker_client.containers.create(
+        base_image, ["true"], network_mode="none", labels={TEST_IMAGE_LABEL: "1"}
+    )
+    try:
+        archive = tmp_path_factory.mktemp("noenv") / "rootfs.tar"
+        with archive.open("wb") as out:
+            for chunk in source.export():
+                out.write(chunk)
+        with archive.open("rb") as stream:
+            docker_client.api.import_image(
+                src=stream,
+                repository=tag.split(":")[0],
+                tag=tag.split(":")[1],
+                changes=[f"LABEL {TEST_IMAGE_LABEL}=1"],
+            )
+    finally:
+        source.remove(force=True)
+    return tag
+
+
+def test_an_image_without_path_gets_the_runtimes_default(docker_client, image_without_env, tmp_path):
+    assert docker_client.images.get(image_without_env).attrs["Config"].get("Env") is None
+    snapshot, left = run_pod(
+        tmp_path,
+        docker_client,
+        "k8s-noenv",
+        {"image": image_without_env, "spec": str(DATA / "cross-check" / "pod.yaml")},
+        {},
+    )
+    env = snapshot["env"]["vars"]
+    # containerd oci.WithDefaultPathEnv (K8s §1); the engine's Docker sets the same value
+    assert env["PATH"] == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    assert env["HOSTNAME"] == "churn-train"
+    assert env["HOME"] == "/root"  # runc: from the image's /etc/passwd for uid 0
+    assert left == {"containers": [], "volumes": []}

@@ -7,6 +7,10 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 import yaml
 
+# pytester puts sys.modules back after each in-process run: importing what the plugin uses once, here,
+# spares every run re-importing (and assertion-rewriting) the harness.
+import conformance.check  # noqa: F401
+import conformance.reports  # noqa: F401
 from conformance.snapshot import dumps_snapshot
 from tests.snapshot_factory import kubernetes_snapshot, sagemaker_snapshot
 
@@ -31,12 +35,15 @@ def repo(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("--parity-config", "parity.yaml", "--parity-snapshots", "snapshots", *args)
+    # Without hypothesis' plugin, whose terminal summary would re-import hypothesis in every run.
+    return pytester.runpytest(
+        "-p", "no:hypothesispytest", "--parity-config", "parity.yaml", "--parity-snapshots", "snapshots", *args
+    )
 
 
 def test_without_the_option_the_plugin_adds_nothing(pytester: pytest.Pytester):
     pytester.makepyfile("def test_ordinary(): pass")
-    result = pytester.runpytest()
+    result = pytester.runpytest("-p", "no:hypothesispytest")
     result.assert_outcomes(passed=1)
 
 

@@ -37,11 +37,23 @@ exec "$@"
 TRAINING = {
     "TrainingJobName": "Parity-Demo-Job",
     "RoleArn": "arn:aws:iam::111122223333:role/SageMakerRole",
-    "AlgorithmSpecification": {"TrainingImage": "111122223333.dkr.ecr.us-east-1.amazonaws.com/demo:1",
-                               "TrainingInputMode": "File"},
+    "AlgorithmSpecification": {
+        "TrainingImage": "111122223333.dkr.ecr.us-east-1.amazonaws.com/demo:1",
+        "TrainingInputMode": "File",
+    },
     "HyperParameters": {"learning_rate": "0.1", "epochs": "5", "use_gpu": "false"},
-    "InputDataConfig": [{"ChannelName": "train", "DataSource": {"S3DataSource": {
-        "S3DataType": "S3Prefix", "S3Uri": "s3://bucket/train", "S3DataDistributionType": "FullyReplicated"}}}],
+    "InputDataConfig": [
+        {
+            "ChannelName": "train",
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": "s3://bucket/train",
+                    "S3DataDistributionType": "FullyReplicated",
+                }
+            },
+        }
+    ],
     "OutputDataConfig": {"S3OutputPath": "s3://bucket/out"},
     "ResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30},
     "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
@@ -51,7 +63,9 @@ PROCESSING = {
     "ProcessingJobName": "Parity-Prep",
     "RoleArn": "arn:aws:iam::111122223333:role/SageMakerRole",
     "AppSpecification": {"ImageUri": "image:1"},
-    "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}},
+    "ProcessingResources": {
+        "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}
+    },
     "Environment": {"STAGE": "prep"},
 }
 
@@ -59,23 +73,38 @@ PROCESSING = {
 @pytest.fixture(scope="session")
 def training_image(docker_client, base_image) -> str:
     return build_image(
-        docker_client, "parity-test-sagemaker:dispatch",
+        docker_client,
+        "parity-test-sagemaker:dispatch",
         f"FROM {base_image}\nENV IMAGE_VAR=from-image\nCOPY entrypoint.sh /entrypoint.sh\n"
         'ENTRYPOINT ["/entrypoint.sh"]\n',
         {"entrypoint.sh": DISPATCHING_ENTRYPOINT},
     )
 
 
-def write_project(directory: Path, target: str, image: str, request: dict, options: dict | None = None) -> Path:
+def write_project(
+    directory: Path, target: str, image: str, request: dict, options: dict | None = None
+) -> Path:
     (directory / "data").mkdir(exist_ok=True)
     (directory / "data" / "part-0.csv").write_text("a,b\n1,2\n")
     (directory / "job.yaml").write_text(yaml.safe_dump(request, sort_keys=False))
     config = directory / "parity.yaml"
-    config.write_text(yaml.safe_dump({
-        "probe": {"hyperparameter_paths": [HYPERPARAMETERS], "send_test_metric": False},
-        "targets": {target: {"platform": "sagemaker", "image": image, "spec": "job.yaml", "timeout_seconds": 120,
-                             "options": {"channel_data": {"train": "data"}, **(options or {})}}},
-    }, sort_keys=False))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "probe": {"hyperparameter_paths": [HYPERPARAMETERS], "send_test_metric": False},
+                "targets": {
+                    target: {
+                        "platform": "sagemaker",
+                        "image": image,
+                        "spec": "job.yaml",
+                        "timeout_seconds": 120,
+                        "options": {"channel_data": {"train": "data"}, **(options or {})},
+                    }
+                },
+            },
+            sort_keys=False,
+        )
+    )
     return config
 
 
@@ -90,7 +119,9 @@ def training_run(docker_client, training_image, tmp_path_factory):
 def test_train_argument_reaches_the_entrypoint_and_resolves_to_the_probe(training_run):
     snapshot, _ = training_run
     env = snapshot["env"]["vars"]
-    assert env["COMPAT_DISPATCHED"] == "train"  # the entrypoint took its `train` branch, then exec'd the probe
+    assert (
+        env["COMPAT_DISPATCHED"] == "train"
+    )  # the entrypoint took its `train` branch, then exec'd the probe
     assert snapshot["process"]["argv"] == ["python3"]
     assert snapshot["context"]["platform"] == "sagemaker-training"
 
@@ -104,9 +135,17 @@ def test_hyperparameters_reach_the_container_as_strings(training_run):
 def test_environment_is_the_platforms_the_requests_and_the_images_only(training_run):
     snapshot, _ = training_run
     env = snapshot["env"]["vars"]
-    platform = {"TRAINING_JOB_NAME", "TRAINING_JOB_ARN", "AWS_REGION", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                "AWS_EXECUTION_ENV", "ECS_CONTAINER_METADATA_URI", "ECS_CONTAINER_METADATA_URI_V4",
-                "NVIDIA_VISIBLE_DEVICES", "HOSTNAME"}
+    platform = {
+        "TRAINING_JOB_NAME",
+        "TRAINING_JOB_ARN",
+        "AWS_REGION",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_EXECUTION_ENV",
+        "ECS_CONTAINER_METADATA_URI",
+        "ECS_CONTAINER_METADATA_URI_V4",
+        "NVIDIA_VISIBLE_DEVICES",
+        "HOSTNAME",
+    }
     # PATH: image; HOME: the runtime; IMAGE_VAR: image ENV; PWD and COMPAT_DISPATCHED: the image's sh entrypoint.
     image_and_runtime = {"PATH", "HOME", "IMAGE_VAR", "PWD", "COMPAT_DISPATCHED"}
     assert set(env) == platform | {"TEAM"} | image_and_runtime
@@ -118,11 +157,26 @@ def test_environment_is_the_platforms_the_requests_and_the_images_only(training_
 def test_opt_ml_layout_and_ownership(training_run):
     snapshot, _ = training_run
     paths = snapshot["filesystem"]["paths"]
-    for directory in ("/opt/ml/input", "/opt/ml/input/config", "/opt/ml/input/data/train", "/opt/ml/model",
-                      "/opt/ml/output", "/opt/ml/output/data"):
-        assert (paths[directory]["type"], paths[directory]["mode"], paths[directory]["uid"],
-                paths[directory]["gid"]) == ("dir", "0755", 0, 0), directory
-    for config_file in ("hyperparameters.json", "resourceconfig.json", "inputdataconfig.json", "trainingjobconfig.json"):
+    for directory in (
+        "/opt/ml/input",
+        "/opt/ml/input/config",
+        "/opt/ml/input/data/train",
+        "/opt/ml/model",
+        "/opt/ml/output",
+        "/opt/ml/output/data",
+    ):
+        assert (
+            paths[directory]["type"],
+            paths[directory]["mode"],
+            paths[directory]["uid"],
+            paths[directory]["gid"],
+        ) == ("dir", "0755", 0, 0), directory
+    for config_file in (
+        "hyperparameters.json",
+        "resourceconfig.json",
+        "inputdataconfig.json",
+        "trainingjobconfig.json",
+    ):
         info = paths[f"/opt/ml/input/config/{config_file}"]
         assert (info["type"], info["mode"], info["uid"]) == ("file", "0644", 0)
     mounts = snapshot["filesystem"]["mounts"]
@@ -150,7 +204,14 @@ def test_processing_job_contract(docker_client, base_image, tmp_path):
     config = write_project(tmp_path, target, base_image, PROCESSING)
     snapshot = run_target(load_config(config), target, b"k" * 32).snapshot
     env = snapshot["env"]["vars"]
-    assert set(env) == {"AWS_REGION", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "HOSTNAME", "STAGE", "PATH", "HOME"}
+    assert set(env) == {
+        "AWS_REGION",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "HOSTNAME",
+        "STAGE",
+        "PATH",
+        "HOME",
+    }
     paths = snapshot["filesystem"]["paths"]
     assert (paths["/opt/ml/config"]["mode"], paths["/opt/ml/config"]["uid"]) == ("0644", 0)
     assert snapshot["context"]["platform"] == "sagemaker-processing"
@@ -196,12 +257,22 @@ def test_parity_run_reports_a_failed_job_with_exit_3(docker_client, training_ima
 def test_ctrl_c_on_the_cli_removes_everything(docker_client, base_image, tmp_path, command):
     """`parity run` waits on the main thread; `parity check` runs its targets on worker threads."""
     target = unique_target(f"sm-sigint-{command}")
-    request = {**TRAINING, "AlgorithmSpecification": {**TRAINING["AlgorithmSpecification"],
-                                                      "ContainerEntrypoint": ["python3", "-c", "import time; time.sleep(600)"]}}
+    request = {
+        **TRAINING,
+        "AlgorithmSpecification": {
+            **TRAINING["AlgorithmSpecification"],
+            "ContainerEntrypoint": ["python3", "-c", "import time; time.sleep(600)"],
+        },
+    }
     config = write_project(tmp_path, target, base_image, request)
     arguments = ["run", "--target", target] if command == "run" else ["check"]
-    process = subprocess.Popen([PARITY, *arguments, "-c", str(config)], cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [PARITY, *arguments, "-c", str(config)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         selector = {"label": f"org.parity.target={target}", "status": "running"}

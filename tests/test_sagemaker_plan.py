@@ -20,13 +20,23 @@ ROLE = "arn:aws:iam::111122223333:role/SageMakerRole"
 TRAINING = {
     "TrainingJobName": "Demo-Job-2024",
     "RoleArn": ROLE,
-    "AlgorithmSpecification": {"TrainingImage": "111122223333.dkr.ecr.us-east-1.amazonaws.com/demo:1",
-                               "TrainingInputMode": "File"},
+    "AlgorithmSpecification": {
+        "TrainingImage": "111122223333.dkr.ecr.us-east-1.amazonaws.com/demo:1",
+        "TrainingInputMode": "File",
+    },
     "HyperParameters": {"lr": "0.1", "epochs": "5", "note": "a&b<c>"},
     "InputDataConfig": [
-        {"ChannelName": "train", "ContentType": "text/csv",
-         "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://bucket/data/train",
-                                         "S3DataDistributionType": "ShardedByS3Key"}}},
+        {
+            "ChannelName": "train",
+            "ContentType": "text/csv",
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": "s3://bucket/data/train",
+                    "S3DataDistributionType": "ShardedByS3Key",
+                }
+            },
+        },
     ],
     "OutputDataConfig": {"S3OutputPath": "s3://bucket/out"},
     "ResourceConfig": {"InstanceCount": 2, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 30},
@@ -37,17 +47,37 @@ TRAINING = {
 PROCESSING = {
     "ProcessingJobName": "Prep-Job-ABC",
     "RoleArn": ROLE,
-    "AppSpecification": {"ImageUri": "image:1", "ContainerEntrypoint": ["python3", "/opt/ml/processing/code/run.py"],
-                         "ContainerArguments": ["--mode", "a&b"]},
+    "AppSpecification": {
+        "ImageUri": "image:1",
+        "ContainerEntrypoint": ["python3", "/opt/ml/processing/code/run.py"],
+        "ContainerArguments": ["--mode", "a&b"],
+    },
     "ProcessingInputs": [
-        {"InputName": "code", "S3Input": {"S3Uri": "s3://bucket/code/run.py", "LocalPath": "/opt/ml/processing/code",
-                                          "S3DataType": "S3Prefix", "S3InputMode": "File"}},
+        {
+            "InputName": "code",
+            "S3Input": {
+                "S3Uri": "s3://bucket/code/run.py",
+                "LocalPath": "/opt/ml/processing/code",
+                "S3DataType": "S3Prefix",
+                "S3InputMode": "File",
+            },
+        },
     ],
-    "ProcessingOutputConfig": {"Outputs": [
-        {"OutputName": "result", "S3Output": {"S3Uri": "s3://bucket/result", "LocalPath": "/opt/ml/processing/result",
-                                              "S3UploadMode": "EndOfJob"}},
-    ]},
-    "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}},
+    "ProcessingOutputConfig": {
+        "Outputs": [
+            {
+                "OutputName": "result",
+                "S3Output": {
+                    "S3Uri": "s3://bucket/result",
+                    "LocalPath": "/opt/ml/processing/result",
+                    "S3UploadMode": "EndOfJob",
+                },
+            },
+        ]
+    },
+    "ProcessingResources": {
+        "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}
+    },
     "Environment": {"STAGE": "prep"},
 }
 
@@ -64,12 +94,26 @@ def data_dir(tmp_path):
 
 def plan_for(tmp_path, request: dict, options: dict | None = None, spec_name: str = "job.yaml") -> LaunchPlan:
     spec = tmp_path / spec_name
-    spec.write_text(json.dumps(request) if spec_name.endswith(".json") else yaml.safe_dump(request, sort_keys=False))
+    spec.write_text(
+        json.dumps(request) if spec_name.endswith(".json") else yaml.safe_dump(request, sort_keys=False)
+    )
     config = tmp_path / "parity.yaml"
-    config.write_text(yaml.safe_dump({"targets": {"sm": {
-        "platform": "sagemaker", "image": "parity-base:bookworm", "spec": spec_name,
-        "options": options if options is not None else {"channel_data": {"train": "data/train", "code": "code/run.py"}},
-    }}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "targets": {
+                    "sm": {
+                        "platform": "sagemaker",
+                        "image": "parity-base:bookworm",
+                        "spec": spec_name,
+                        "options": options
+                        if options is not None
+                        else {"channel_data": {"train": "data/train", "code": "code/run.py"}},
+                    }
+                }
+            }
+        )
+    )
     return build_plan(load_config(config), "sm")
 
 
@@ -115,15 +159,24 @@ def test_training_environment_is_exactly_what_the_platform_sets(data_dir):
     plan = plan_for(data_dir, TRAINING)
     env = dict(plan.main.env)
     assert list(env) == [
-        "TRAINING_JOB_NAME", "TRAINING_JOB_ARN", "AWS_REGION", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-        "AWS_EXECUTION_ENV", "ECS_CONTAINER_METADATA_URI", "ECS_CONTAINER_METADATA_URI_V4",
-        "NVIDIA_VISIBLE_DEVICES", "HOSTNAME", "MY_VAR",
+        "TRAINING_JOB_NAME",
+        "TRAINING_JOB_ARN",
+        "AWS_REGION",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_EXECUTION_ENV",
+        "ECS_CONTAINER_METADATA_URI",
+        "ECS_CONTAINER_METADATA_URI_V4",
+        "NVIDIA_VISIBLE_DEVICES",
+        "HOSTNAME",
+        "MY_VAR",
     ]
     assert env["TRAINING_JOB_NAME"] == "Demo-Job-2024"
     assert env["TRAINING_JOB_ARN"] == "arn:aws:sagemaker:us-east-1:111122223333:training-job/demo-job-2024"
     assert env["AWS_REGION"] == "us-east-1"  # the platform's value wins over the request's Environment
-    assert re.fullmatch(r"/v2/credentials/[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
-                        env["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"])
+    assert re.fullmatch(
+        r"/v2/credentials/[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
+        env["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"],
+    )
     assert env["AWS_EXECUTION_ENV"] == "AWS_ECS_EC2"
     v3, v4 = env["ECS_CONTAINER_METADATA_URI"], env["ECS_CONTAINER_METADATA_URI_V4"]
     assert v3.startswith("http://169.254.170.2/v3/") and v4 == v3.replace("/v3/", "/v4/")
@@ -165,14 +218,21 @@ def test_resourceconfig_has_the_documented_and_toolkit_keys(data_dir):
         "current_instance_type": "ml.m5.xlarge",
         "current_group_name": "homogeneousCluster",
         "hosts": ["algo-1", "algo-2"],
-        "instance_groups": [{"instance_group_name": "homogeneousCluster", "instance_type": "ml.m5.xlarge",
-                             "hosts": ["algo-1", "algo-2"]}],
+        "instance_groups": [
+            {
+                "instance_group_name": "homogeneousCluster",
+                "instance_type": "ml.m5.xlarge",
+                "hosts": ["algo-1", "algo-2"],
+            }
+        ],
         "network_interface_name": "eth0",
     }
 
 
 def test_network_interface_name_is_an_option(data_dir):
-    plan = plan_for(data_dir, TRAINING, {"network_interface_name": "ethwe", "channel_data": {"train": "data/train"}})
+    plan = plan_for(
+        data_dir, TRAINING, {"network_interface_name": "ethwe", "channel_data": {"train": "data/train"}}
+    )
     assert config_json(plan, "/opt/ml/input/config/resourceconfig.json")["network_interface_name"] == "ethwe"
 
 
@@ -190,8 +250,10 @@ def test_trainingjobconfig_is_the_request_with_internal_enums_arn_and_base_tags(
     assert config["BaseTags"] == [{"Key": "team", "Value": "ml"}]
     s3 = config["InputDataConfig"][0]["DataSource"]["S3DataSource"]
     assert (s3["S3DataType"], s3["S3DataDistributionType"]) == ("S3_PREFIX", "SHARDED_BY_S3_KEY")
-    assert (config["InputDataConfig"][0]["CompressionType"], config["InputDataConfig"][0]["RecordWrapperType"]) == (
-        "NONE", "NONE")
+    assert (
+        config["InputDataConfig"][0]["CompressionType"],
+        config["InputDataConfig"][0]["RecordWrapperType"],
+    ) == ("NONE", "NONE")
     assert config["AlgorithmSpecification"]["TrainingInputMode"] == "File"
     assert (config["EnableNetworkIsolation"], config["OutputDataConfig"]["KmsKeyId"]) == (False, "")
     assert config["HyperParameters"] == TRAINING["HyperParameters"]
@@ -216,7 +278,9 @@ def test_sharded_channel_gives_each_host_its_share_and_lists_all_in_the_manifest
     staged = sorted(path for path in tree if path.startswith("/opt/ml/input/data/train/"))
     assert staged == ["/opt/ml/input/data/train/b.csv"]  # a.csv, b.csv, nested/c.csv: algo-2 gets the 2nd
     assert tree["/opt/ml/input/data/train-manifest"][2].decode().splitlines() == [
-        "data/train", "s3://bucket/data/train/a.csv", "s3://bucket/data/train/b.csv",
+        "data/train",
+        "s3://bucket/data/train/a.csv",
+        "s3://bucket/data/train/b.csv",
         "s3://bucket/data/train/nested/c.csv",
     ]
 
@@ -234,7 +298,10 @@ def test_fastfile_channel_is_a_read_only_mount_of_its_own(data_dir):
     plan = plan_for(data_dir, request)
     mount = next(m for m in plan.main.mounts if m.target == "/opt/ml/input/data/train")
     assert mount.read_only
-    assert config_json(plan, "/opt/ml/input/config/inputdataconfig.json")["train"]["TrainingInputMode"] == "FastFile"
+    assert (
+        config_json(plan, "/opt/ml/input/config/inputdataconfig.json")["train"]["TrainingInputMode"]
+        == "FastFile"
+    )
 
 
 def test_pipe_channel_is_emulated_by_the_epoch_zero_file(data_dir):
@@ -261,7 +328,9 @@ def test_warm_pool_option_adds_the_cache_directory_and_variable(data_dir):
     request = copy.deepcopy(TRAINING)
     request["ResourceConfig"]["KeepAlivePeriodInSeconds"] = 600
     plan = plan_for(data_dir, request, {"warm_pool": True, "channel_data": {"train": "data/train"}})
-    assert dict(plan.main.env)["SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY"] == "/opt/ml/sagemaker/warmpoolcache"
+    assert (
+        dict(plan.main.env)["SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY"] == "/opt/ml/sagemaker/warmpoolcache"
+    )
     assert any(m.target == "/opt/ml/sagemaker/warmpoolcache" for m in plan.main.mounts)
 
 
@@ -287,8 +356,10 @@ def test_keep_alive_maximum_is_an_option(data_dir, maximum, accepted):
     ("context", "expected_keys"),
     [
         ({"kind": "notebook-instance", "resource_name": "nb"}, {"ResourceArn", "ResourceName"}),
-        ({"kind": "studio", "app_type": "KernelGateway"},
-         {"AppType", "DomainId", "UserProfileName", "ExecutionRoleArn", "ResourceArn", "ResourceName"}),
+        (
+            {"kind": "studio", "app_type": "KernelGateway"},
+            {"AppType", "DomainId", "UserProfileName", "ExecutionRoleArn", "ResourceArn", "ResourceName"},
+        ),
     ],
 )
 def test_notebook_context_writes_resource_metadata(data_dir, context, expected_keys):
@@ -300,8 +371,11 @@ def test_notebook_context_writes_resource_metadata(data_dir, context, expected_k
 
 
 def test_full_credentials_uri_option_replaces_the_relative_uri(data_dir):
-    options = {"container_credentials_full_uri": "http://127.0.0.1:9911/creds", "network": "host",
-               "channel_data": {"train": "data/train"}}
+    options = {
+        "container_credentials_full_uri": "http://127.0.0.1:9911/creds",
+        "network": "host",
+        "channel_data": {"train": "data/train"},
+    }
     plan = plan_for(data_dir, TRAINING, options)
     env = dict(plan.main.env)
     assert env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] == "http://127.0.0.1:9911/creds"
@@ -354,8 +428,20 @@ def test_yaml_numbers_in_hyperparameters_are_caught(data_dir):
     spec_text = (data_dir / "job.yaml").read_text()
     assert "lr: 0.1" in spec_text
     config = data_dir / "parity.yaml"
-    config.write_text(yaml.safe_dump({"targets": {"sm": {"platform": "sagemaker", "image": "i", "spec": "job.yaml",
-                                                         "options": {"channel_data": {"train": "data/train"}}}}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "targets": {
+                    "sm": {
+                        "platform": "sagemaker",
+                        "image": "i",
+                        "spec": "job.yaml",
+                        "options": {"channel_data": {"train": "data/train"}},
+                    }
+                }
+            }
+        )
+    )
     with pytest.raises(BadInput, match="must be a string"):
         build_plan(load_config(config), "sm")
 
@@ -363,7 +449,9 @@ def test_yaml_numbers_in_hyperparameters_are_caught(data_dir):
 def test_json_spec_errors_have_line_and_column(data_dir):
     (data_dir / "job.json").write_text('{"TrainingJobName": "x",\n  "RoleArn": }')
     config = data_dir / "parity.yaml"
-    config.write_text(yaml.safe_dump({"targets": {"sm": {"platform": "sagemaker", "image": "i", "spec": "job.json"}}}))
+    config.write_text(
+        yaml.safe_dump({"targets": {"sm": {"platform": "sagemaker", "image": "i", "spec": "job.json"}}})
+    )
     with pytest.raises(BadInput) as raised:
         build_plan(load_config(config), "sm")
     assert raised.value.field == "line 2, column 14"
@@ -440,8 +528,11 @@ def moto_endpoint():
 
 @pytest.fixture
 def aws_credentials(monkeypatch):
-    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                        ("AWS_DEFAULT_REGION", "us-east-1")):
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
@@ -456,10 +547,14 @@ def test_channel_data_is_read_from_s3_through_boto3(tmp_path, moto_endpoint, aws
     s3.put_object(Bucket="parity-channels", Key="data/other/ignored.csv", Body=b"no\n")
     request = copy.deepcopy(TRAINING)
     request["InputDataConfig"][0]["DataSource"]["S3DataSource"].update(
-        S3Uri="s3://parity-channels/data/train", S3DataDistributionType="FullyReplicated")
+        S3Uri="s3://parity-channels/data/train", S3DataDistributionType="FullyReplicated"
+    )
     tree = files(plan_for(tmp_path, request, {"endpoint_url": moto_endpoint}))
     staged = {path: entry[2] for path, entry in tree.items() if path.startswith("/opt/ml/input/data/train/")}
-    assert staged == {"/opt/ml/input/data/train/part-0.csv": b"x,y\n", "/opt/ml/input/data/train/sub/part-1.csv": b"z\n"}
+    assert staged == {
+        "/opt/ml/input/data/train/part-0.csv": b"x,y\n",
+        "/opt/ml/input/data/train/sub/part-1.csv": b"z\n",
+    }
 
 
 def test_unreachable_s3_is_an_infrastructure_error(tmp_path, aws_credentials):

@@ -29,10 +29,10 @@ How a plan becomes containers:
   would need the harness to run as root (chown) on the daemon's machine. A memory volume keeps its content
   only while mounted, so the holder keeps every volume mounted for the pod's lifetime and receives the
   archive. Without a holder, the created (not yet started) main container receives it when it mounts every
-  volume whole and writable (a SageMaker job); otherwise a staging container that is never started. `sub_path` mounts bind the staged path under the
-  volume's mountpoint on the daemon host (Docker 20.10 has no volume subpath), after resolving symlinks
-  inside the volume as kubelet does; files mounted over /etc/hosts, /etc/resolv.conf or /etc/hostname
-  replace Docker's own.
+  volume whole and writable (a SageMaker job); otherwise a staging container that is never started.
+  `sub_path` mounts bind the staged path under the volume's mountpoint on the daemon host (Docker 20.10
+  has no volume subpath), after resolving symlinks inside the volume as kubelet does; files mounted over
+  /etc/hosts, /etc/resolv.conf or /etc/hostname replace Docker's own.
 - **Results.** The snapshot is read from the main container's stdout (framed) after it exits. A non-zero
   exit reads `plan.failure_message_path` from the stopped container (first `failure_message_limit` bytes)
   into the outcome and any error. No snapshot, a timeout, a missing image or a failing init container is
@@ -120,7 +120,9 @@ def checked_network_mode(mode: str) -> str:
     """The network mode, refused unless it keeps the container off Docker's default bridge."""
     if mode in SANDBOX_NETWORKS or mode.startswith("container:"):
         return mode
-    raise ValueError(f"network mode {mode!r} would use a Docker network; parity allows none, host, container:<id>")
+    raise ValueError(
+        f"network mode {mode!r} would use a Docker network; parity allows none, host, container:<id>"
+    )
 
 
 def probe_shim(command: list[str]) -> str:
@@ -267,7 +269,9 @@ class _PlanRun:
                 try:
                     resolved = resolve_sub_path(volume, mount.sub_path)
                 except VolumePathError as exc:
-                    raise self._plan_error(f"{container.name}.mounts[{mount.target}].sub_path", str(exc)) from None
+                    raise self._plan_error(
+                        f"{container.name}.mounts[{mount.target}].sub_path", str(exc)
+                    ) from None
                 if not resolved.exists:
                     missing.setdefault(volume.name, []).append(resolved.path)
         return [with_sub_path_dirs(volume, missing.get(volume.name, ())) for volume in self.plan.volumes]
@@ -337,13 +341,20 @@ class _PlanRun:
     def _stage_through_stager(self) -> None:
         """Populate the volumes through a container that is created, receives the archive, and is removed."""
         stager = self._create_raw(
-            role="stager", name="stager", image=self.plan.main.image, entrypoint=["true"], command=[],
-            network_mode="none", mounts=self._stage_mounts(),
+            role="stager",
+            name="stager",
+            image=self.plan.main.image,
+            entrypoint=["true"],
+            command=[],
+            network_mode="none",
+            mounts=self._stage_mounts(),
         )
         self._stage_volumes(stager, STAGE_DIR, self._staged_by_index())
         self._docker("remove the staging container", stager.remove, force=True)
 
-    def _stage_volumes(self, container: DockerContainer, directory: str, volumes: list[tuple[str, Volume]]) -> None:
+    def _stage_volumes(
+        self, container: DockerContainer, directory: str, volumes: list[tuple[str, Volume]]
+    ) -> None:
         """Write the volumes' content as one archive extracted in `directory` of `container`, where each
         volume is mounted at its dirname (the archive's directory entry for it sets the volume root)."""
         with tempfile.TemporaryFile() as archive:
@@ -381,13 +392,23 @@ class _PlanRun:
                 mounts.append(Mount(mount.target, source, type="bind", read_only=mount.read_only))
             else:
                 mounts.append(
-                    Mount(mount.target, self.volume_names[volume.name], type="volume",
-                          read_only=mount.read_only, no_copy=True)
+                    Mount(
+                        mount.target,
+                        self.volume_names[volume.name],
+                        type="volume",
+                        read_only=mount.read_only,
+                        no_copy=True,
+                    )
                 )
         return mounts
 
-    def _create(self, container: Container, role: str, command: list[str] | None = None,
-                extra_mounts: list[Mount] = ()) -> DockerContainer:
+    def _create(
+        self,
+        container: Container,
+        role: str,
+        command: list[str] | None = None,
+        extra_mounts: list[Mount] = (),
+    ) -> DockerContainer:
         """Create one plan container with every option the plan gives it, joined to the sandbox."""
         security = []
         if container.no_new_privileges:
@@ -467,7 +488,11 @@ class _PlanRun:
                 tail,
             ) from None
         return RunOutcome(
-            snapshot=snapshot, exit_code=exit_code, image_id=main_image.id, logs_tail=tail, failure_reason=reason
+            snapshot=snapshot,
+            exit_code=exit_code,
+            image_id=main_image.id,
+            logs_tail=tail,
+            failure_reason=reason,
         )
 
     def _wait(self, container: DockerContainer, what: str) -> int:
@@ -526,7 +551,8 @@ class _PlanRun:
     def _check_not_cancelled(self) -> None:
         if LIVE_RUNS.is_cancelled(self.run_id):
             raise InfrastructureError(
-                f"run of target {self.plan.target} was cancelled", "the harness is shutting down (interrupted)"
+                f"run of target {self.plan.target} was cancelled",
+                "the harness is shutting down (interrupted)",
             )
 
     def _docker(self, action: str, call, *args, **kwargs):
@@ -555,7 +581,9 @@ class _PlanRun:
         try:
             return self.plan.volume(name)
         except KeyError:
-            raise self._plan_error(f"{container.name}.mounts", f"no volume named {name!r} in the plan") from None
+            raise self._plan_error(
+                f"{container.name}.mounts", f"no volume named {name!r} in the plan"
+            ) from None
 
     def _plan_error(self, field: str, problem: str) -> BadInput:
         return BadInput(f"launch plan of target {self.plan.target}", field, problem)

@@ -96,10 +96,6 @@ class LiveRuns:
         with self._lock:
             return run_id in self._cancelled
 
-    def live(self) -> list[str]:
-        with self._lock:
-            return list(self._temp_dirs)
-
     def reap(self) -> None:
         """Remove everything every live run has made; those runs are marked cancelled."""
         with self._lock:

@@ -67,7 +67,9 @@ def resolve_sub_path(volume: Volume, sub_path: str) -> ResolvedSubPath:
                 raise VolumePathError(f"sub_path {sub_path!r} loops through symlinks")
             target = entry.target or ""
             if posixpath.isabs(target):
-                raise VolumePathError(f"sub_path {sub_path!r} reaches the absolute symlink {candidate} -> {target}")
+                raise VolumePathError(
+                    f"sub_path {sub_path!r} reaches the absolute symlink {candidate} -> {target}"
+                )
             pending = [p for p in target.split("/") if p not in ("", ".")] + pending
             continue
         if entry is None and not _is_implicit_dir(entries, candidate):
@@ -88,7 +90,9 @@ def with_sub_path_dirs(volume: Volume, missing: Iterable[str]) -> Volume:
     return volume.model_copy(update={"entries": [*volume.entries, *extra]})
 
 
-def write_volumes_archive(stream: IO[bytes], volumes: Iterable[tuple[str, Volume]], mtime: float | None = None) -> None:
+def write_volumes_archive(
+    stream: IO[bytes], volumes: Iterable[tuple[str, Volume]], mtime: float | None = None
+) -> None:
     """Write one tar holding every volume as `<dirname>/...`, to be extracted in the staging directory.
 
     Parents that no entry declares are created 0755 root:root, the mode kubelet's atomic writer and

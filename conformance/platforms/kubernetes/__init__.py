@@ -9,6 +9,8 @@ cites /work/shared/reference/kubernetes-contract.md (the section) and the upstre
 
 from __future__ import annotations
 
+import os
+
 from conformance.config import LoadedConfig, TargetConfig
 from conformance.errors import BadInput
 from conformance.plan import LaunchPlan
@@ -129,7 +131,7 @@ def build_plan(
         "namespace": namespace,
         "node": pod.node_name,
         "workload": f"{workload.kind}/{workload.obj.metadata.name or pod.name}",
-        "manifest": str(workload.origin.file),
+        "manifest": os.path.relpath(workload.origin.file, loaded.base_dir),
         "service_account": pod.spec.service_account_name,
         "identity": patch.mode if patch else "none",
         **{f"controller.{k}": v for k, v in pod.controller.items() if k != "kind"},

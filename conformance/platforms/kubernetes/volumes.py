@@ -152,9 +152,7 @@ def _build_volume(spec_volume: k8s.V1Volume, where: str, context: VolumeContext)
             volume = Volume(name=name, medium="disk", mode=0o755)
             note = f"{attribute} volume emulated as an empty directory (its real content is not reproduced)"
             return PodVolume(apply_fs_group(volume, context.fs_group, read_only=False), False, note)
-    kinds = [
-        key for key, val in spec_volume.model_dump(exclude_none=True, by_alias=True).items() if key != "name"
-    ]
+    kinds = [key for key in spec_volume.model_dump(exclude_none=True, by_alias=True) if key != "name"]
     raise bad(
         where,
         f"volume type {', '.join(kinds) or '(none)'} is not emulated on Docker (emulated: emptyDir, "

@@ -32,8 +32,14 @@ def build_plan(target_name: str, target: TargetConfig, loaded: LoadedConfig) -> 
     request = load_request(spec_path)
     api = options.api or request_api(request, spec_path, f"targets.{target_name}.options.api")
     validate_request(api, request, spec_path)
-    job = JobRequest(target_name=target_name, image=target.image, request=request, options=options,
-                     spec_path=spec_path, config_path=loaded.path)
+    job = JobRequest(
+        target_name=target_name,
+        image=target.image,
+        request=request,
+        options=options,
+        spec_path=spec_path,
+        config_path=loaded.path,
+    )
     return BUILDERS[api](job)
 
 
@@ -47,7 +53,9 @@ def load_request(path: Path) -> dict[str, Any]:
         except (OSError, UnicodeDecodeError) as exc:
             raise BadInput(path, None, f"cannot read: {exc}") from None
         except json.JSONDecodeError as exc:
-            raise BadInput(path, f"line {exc.lineno}, column {exc.colno}", f"invalid JSON: {exc.msg}") from None
+            raise BadInput(
+                path, f"line {exc.lineno}, column {exc.colno}", f"invalid JSON: {exc.msg}"
+            ) from None
     else:
         data = load_yaml_file(path)
     if not isinstance(data, dict):
@@ -60,5 +68,9 @@ def request_api(request: dict[str, Any], spec_path: Path, option_field: str) -> 
     found = [api for api, key in JOB_NAME_KEYS.items() if key in request]
     if len(found) == 1:
         return found[0]
-    problem = "has both TrainingJobName and ProcessingJobName" if found else "has neither TrainingJobName nor ProcessingJobName"
+    problem = (
+        "has both TrainingJobName and ProcessingJobName"
+        if found
+        else "has neither TrainingJobName nor ProcessingJobName"
+    )
     raise BadInput(spec_path, None, f"the request {problem}; say which API it is with {option_field}")

@@ -51,7 +51,9 @@ class DataStager:
     used_bytes: int = 0
     _s3: Any = field(default=None, repr=False)
 
-    def stage(self, name: str, s3_uri: str | None, field_path: str, shard: tuple[int, int] = (0, 1)) -> StagedInput:
+    def stage(
+        self, name: str, s3_uri: str | None, field_path: str, shard: tuple[int, int] = (0, 1)
+    ) -> StagedInput:
         """The objects of input `name`, from channel_data when given, else from `s3_uri`.
 
         `shard` = (host index, host count) for ShardedByS3Key: this host gets every count-th object in
@@ -61,7 +63,8 @@ class DataStager:
             return self._local(name, s3_uri or "", shard)
         if s3_uri is None:
             raise BadInput(
-                self.spec_path, field_path,
+                self.spec_path,
+                field_path,
                 f"this data source cannot be emulated; give input {name!r} local data in "
                 f"{self.option_field}.channel_data",
             )
@@ -72,7 +75,8 @@ class DataStager:
         limit = self.options.max_channel_bytes
         if self.used_bytes > limit:
             raise BadInput(
-                self.spec_path, field_path,
+                self.spec_path,
+                field_path,
                 f"input data reaches {self.used_bytes} bytes at {source}; parity stages at most {limit} "
                 f"({self.option_field}.max_channel_bytes)",
             )
@@ -104,7 +108,9 @@ class DataStager:
         if self._s3 is None:
             import boto3  # only jobs that read S3 pay for importing boto3
 
-            self._s3 = boto3.client("s3", region_name=self.options.region, endpoint_url=self.options.endpoint_url)
+            self._s3 = boto3.client(
+                "s3", region_name=self.options.region, endpoint_url=self.options.endpoint_url
+            )
         return self._s3
 
     def _s3_objects(self, uri: str, field_path: str, shard: tuple[int, int]) -> StagedInput:
@@ -112,10 +118,11 @@ class DataStager:
 
         if not uri.startswith("s3://"):
             raise BadInput(
-                self.spec_path, field_path,
+                self.spec_path,
+                field_path,
                 f"only s3:// URIs can be read (got {uri!r}); or give local data in {self.option_field}.channel_data",
             )
-        bucket, _, prefix = uri[len("s3://"):].partition("/")
+        bucket, _, prefix = uri[len("s3://") :].partition("/")
         try:
             client = self._client()
             listed = sorted(
@@ -134,7 +141,7 @@ class DataStager:
             staged = []
             for item in mine:
                 key = item["Key"]
-                relative = key[len(prefix):].lstrip("/") or key.rsplit("/", 1)[-1]
+                relative = key[len(prefix) :].lstrip("/") or key.rsplit("/", 1)[-1]
                 body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
                 staged.append(StagedObject(relative, body, f"s3://{bucket}/{key}"))
         except ClientError as exc:

@@ -25,9 +25,12 @@ def partition(region: str) -> str:
     return "aws"
 
 
-def account_of_role(role_arn: str) -> str | None:
+def account_of_role(role_arn: str) -> str:
+    """The account of an IAM role ARN (validated against the service model's RoleArn pattern first)."""
     match = _ROLE_ACCOUNT.match(role_arn)
-    return match.group(1) if match else None
+    if match is None:
+        raise ValueError(f"not an IAM role ARN: {role_arn!r}")
+    return match.group(1)
 
 
 def job_arn(kind: str, region: str, account: str, job_name: str) -> str:

@@ -35,7 +35,7 @@ class JobRequest:
     @property
     def account(self) -> str:
         # RoleArn is required and its pattern carries a 12-digit account (BC RoleArn).
-        return self.options.account_id or account_of_role(self.request["RoleArn"]) or "000000000000"
+        return self.options.account_id or account_of_role(self.request["RoleArn"])
 
     def option_error(self, key: str, problem: str) -> BadInput:
         return BadInput(self.config_path, f"{self.option_field}.{key}", problem)
@@ -47,7 +47,8 @@ class JobRequest:
         """Index of the `current_host` option among the job's hosts (`algo-1` … `algo-N`)."""
         if self.options.current_host not in hosts:
             raise self.option_error(
-                "current_host", f"{self.options.current_host} is not a host of this job (hosts: {', '.join(hosts)})"
+                "current_host",
+                f"{self.options.current_host} is not a host of this job (hosts: {', '.join(hosts)})",
             )
         return hosts.index(self.options.current_host)
 
@@ -57,7 +58,9 @@ def hosts_named(start: int, count: int) -> list[str]:
     return [f"algo-{number}" for number in range(start, start + count)]
 
 
-def platform_environment(platform: list[tuple[str, str]], user: dict[str, str] | None) -> list[tuple[str, str]]:
+def platform_environment(
+    platform: list[tuple[str, str]], user: dict[str, str] | None
+) -> list[tuple[str, str]]:
     """The platform's variables, then the request's `Environment`.
 
     A user entry with the name of a platform variable is dropped: the platform's value is what the
@@ -68,12 +71,19 @@ def platform_environment(platform: list[tuple[str, str]], user: dict[str, str] |
     return [*platform, *((name, value) for name, value in (user or {}).items() if name not in names)]
 
 
-def main_container(name: str, image: str, entrypoint: list[str] | None, command: list[str] | None,
-                   env: list[tuple[str, str]], mounts: list[Mount]) -> Container:
+def main_container(
+    name: str,
+    image: str,
+    entrypoint: list[str] | None,
+    command: list[str] | None,
+    env: list[tuple[str, str]],
+    mounts: list[Mount],
+) -> Container:
     """The job's container. SageMaker has no setting for user or working directory, so the image's
     USER and WORKDIR apply (sagemaker-contract.md §1 "Working directory and user")."""
-    return Container(name=name, image=image, role="main", entrypoint=entrypoint, command=command, env=env,
-                     mounts=mounts)
+    return Container(
+        name=name, image=image, role="main", entrypoint=entrypoint, command=command, env=env, mounts=mounts
+    )
 
 
 @dataclass
@@ -84,8 +94,14 @@ class Tree:
     modes: dict[str, int] = field(default_factory=dict)
     mounts: list[Mount] = field(default_factory=list)
 
-    def add(self, name: str, mount_point: str, entries: list[FileEntry], read_only: bool = False,
-            mode: int = opt_ml.DIR_MODE) -> list[FileEntry]:
+    def add(
+        self,
+        name: str,
+        mount_point: str,
+        entries: list[FileEntry],
+        read_only: bool = False,
+        mode: int = opt_ml.DIR_MODE,
+    ) -> list[FileEntry]:
         """A volume mounted at `mount_point`; returns its entry list, to which more can be added."""
         self.entries[name] = entries
         self.modes[name] = mode
@@ -139,5 +155,7 @@ def add_context_volumes(job: JobRequest, tree: Tree) -> list[tuple[str, str]]:
         env.append(("SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY", opt_ml.WARM_POOL_CACHE))
     metadata = notebook_metadata(job)
     if metadata is not None:
-        tree.add("metadata", opt_ml.METADATA, [opt_ml.file("resource-metadata.json", opt_ml.go_json(metadata))])
+        tree.add(
+            "metadata", opt_ml.METADATA, [opt_ml.file("resource-metadata.json", opt_ml.go_json(metadata))]
+        )
     return env

@@ -41,7 +41,13 @@ _JAVA_ESCAPES_OUTSIDE_SET = {
     "s": "[ \\t\\n\\x0B\\f\\r]",
     "S": "[^ \\t\\n\\x0B\\f\\r]",
 }
-_JAVA_POSIX_CLASSES = {"Alnum": "a-zA-Z0-9", "Alpha": "a-zA-Z", "Digit": "0-9", "Lower": "a-z", "Upper": "A-Z"}
+_JAVA_POSIX_CLASSES = {
+    "Alnum": "a-zA-Z0-9",
+    "Alpha": "a-zA-Z",
+    "Digit": "0-9",
+    "Lower": "a-z",
+    "Upper": "A-Z",
+}
 
 
 def java_pattern_to_regex(pattern: str) -> str:
@@ -169,9 +175,19 @@ _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
     "map": (dict,),
     "list": (list, tuple),
 }
-_JSON_NAMES = {"string": "a string", "integer": "an integer", "long": "an integer", "float": "a number",
-               "double": "a number", "boolean": "true or false", "timestamp": "a timestamp",
-               "blob": "binary data", "structure": "a mapping", "map": "a mapping", "list": "a list"}
+_JSON_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "long": "an integer",
+    "float": "a number",
+    "double": "a number",
+    "boolean": "true or false",
+    "timestamp": "a timestamp",
+    "blob": "binary data",
+    "structure": "a mapping",
+    "map": "a mapping",
+    "list": "a list",
+}
 
 
 class _Checker:
@@ -231,7 +247,9 @@ class _Checker:
         pattern = shape.metadata.get("pattern")
         if pattern is not None and compiled_pattern(pattern).fullmatch(value) is None:
             shown = "" if conceal else f" {_excerpt(value)}"
-            because = " (it contains a line break, which `.` does not match)" if _has_line_break(value) else ""
+            because = (
+                " (it contains a line break, which `.` does not match)" if _has_line_break(value) else ""
+            )
             self.fail(path, f"{what}{shown} does not match SageMaker's pattern {pattern}{because}")
         enum = getattr(shape, "enum", None)
         if enum and value not in enum:

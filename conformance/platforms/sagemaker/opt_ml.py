@@ -75,4 +75,4 @@ def relative_to(mount_point: str, path: str) -> str | None:
     if path.rstrip("/") == mount_point:
         return ""
     prefix = mount_point.rstrip("/") + "/"
-    return path[len(prefix):].rstrip("/") if path.startswith(prefix) else None
+    return path[len(prefix) :].rstrip("/") if path.startswith(prefix) else None

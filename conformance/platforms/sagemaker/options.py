@@ -49,14 +49,17 @@ class SageMakerOptions(_Options):
         None, pattern=r"^\d{12}$", description="default: the account of the request's RoleArn"
     )
     instance_type: str | None = Field(None, description="default: the request's instance type")
-    current_host: str = Field("algo-1", pattern=r"^algo-[1-9]\d*$", description="which host this container is")
+    current_host: str = Field(
+        "algo-1", pattern=r"^algo-[1-9]\d*$", description="which host this container is"
+    )
     network: Literal["none", "host"] = Field(
         "none", description="host: reach servers on the machine's 127.0.0.1 (local moto, StatsD)"
     )
     network_interface_name: str = Field("eth0", min_length=1, max_length=15)
     max_keep_alive_seconds: int = Field(21600, ge=0, le=21600)
     warm_pool: bool = Field(
-        False, description="the job reuses a warm-pool instance: /opt/ml/sagemaker/warmpoolcache and its variable"
+        False,
+        description="the job reuses a warm-pool instance: /opt/ml/sagemaker/warmpoolcache and its variable",
     )
     notebook: NotebookContext | None = None
     container_credentials_full_uri: str | None = Field(

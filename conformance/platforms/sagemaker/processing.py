@@ -34,8 +34,14 @@ def processing_job_config(request: dict[str, Any], arn: str) -> dict[str, Any]:
     inputs = []
     for item in request.get("ProcessingInputs") or []:
         if "S3Input" in item:
-            item = {**item, "S3Input": {"S3DataDistributionType": "FullyReplicated", "S3CompressionType": "None",
-                                        **item["S3Input"]}}
+            item = {
+                **item,
+                "S3Input": {
+                    "S3DataDistributionType": "FullyReplicated",
+                    "S3CompressionType": "None",
+                    **item["S3Input"],
+                },
+            }
         inputs.append(item)
     if inputs:
         config["ProcessingInputs"] = inputs
@@ -43,8 +49,10 @@ def processing_job_config(request: dict[str, Any], arn: str) -> dict[str, Any]:
         config["ProcessingOutputConfig"] = {**request["ProcessingOutputConfig"]}
         config["ProcessingOutputConfig"].setdefault("KmsKeyId", None)
     cluster = request["ProcessingResources"]["ClusterConfig"]
-    config["ProcessingResources"] = {**request["ProcessingResources"],
-                                     "ClusterConfig": {**cluster, "VolumeKmsKeyId": cluster.get("VolumeKmsKeyId")}}
+    config["ProcessingResources"] = {
+        **request["ProcessingResources"],
+        "ClusterConfig": {**cluster, "VolumeKmsKeyId": cluster.get("VolumeKmsKeyId")},
+    }
     return config
 
 
@@ -61,41 +69,67 @@ def build(job: JobRequest) -> LaunchPlan:
     processing_entries = tree.add("processing", opt_ml.PROCESSING, [])
     outputs = (request.get("ProcessingOutputConfig") or {}).get("Outputs") or []
     # SS: /opt/ml/output/data/<OutputName> per output, and output/metrics/cloudwatch.
-    tree.add("output", opt_ml.OUTPUT, [
-        opt_ml.directory("data"), opt_ml.directory("metrics"), opt_ml.directory("metrics/cloudwatch"),
-        *(opt_ml.directory(f"data/{output['OutputName']}") for output in outputs),
-    ])
+    tree.add(
+        "output",
+        opt_ml.OUTPUT,
+        [
+            opt_ml.directory("data"),
+            opt_ml.directory("metrics"),
+            opt_ml.directory("metrics/cloudwatch"),
+            *(opt_ml.directory(f"data/{output['OutputName']}") for output in outputs),
+        ],
+    )
 
     stager = DataStager(job.spec_path, options, job.option_field)
     for index, item in enumerate(request.get("ProcessingInputs") or []):
         field_path = f"ProcessingInputs[{index}]"
         s3 = item.get("S3Input")
         source = s3 if s3 is not None else item.get("DatasetDefinition") or {}
-        local_path = _local_path(job, source.get("LocalPath"), f"{field_path}.{'S3Input' if s3 else 'DatasetDefinition'}.LocalPath")
+        local_path = _local_path(
+            job, source.get("LocalPath"), f"{field_path}.{'S3Input' if s3 else 'DatasetDefinition'}.LocalPath"
+        )
         if s3 is not None and s3.get("S3InputMode") == "Pipe":
-            raise job.spec_error(f"{field_path}.S3Input.S3InputMode", "Pipe-mode processing inputs are not emulated")
-        if s3 is not None and s3.get("S3DataType", "S3Prefix") != "S3Prefix" and item["InputName"] not in options.channel_data:
+            raise job.spec_error(
+                f"{field_path}.S3Input.S3InputMode", "Pipe-mode processing inputs are not emulated"
+            )
+        if (
+            s3 is not None
+            and s3.get("S3DataType", "S3Prefix") != "S3Prefix"
+            and item["InputName"] not in options.channel_data
+        ):
             raise job.spec_error(
                 f"{field_path}.S3Input.S3DataType",
                 f"{s3['S3DataType']} inputs are not emulated; give input {item['InputName']!r} local data in "
                 f"{job.option_field}.channel_data",
             )
         distribution = (s3 or {}).get("S3DataDistributionType", "FullyReplicated")
-        staged = stager.stage(item["InputName"], s3["S3Uri"] if s3 else None, field_path,
-                              (host_index, len(hosts)) if distribution == "ShardedByS3Key" else (0, 1))
+        staged = stager.stage(
+            item["InputName"],
+            s3["S3Uri"] if s3 else None,
+            field_path,
+            (host_index, len(hosts)) if distribution == "ShardedByS3Key" else (0, 1),
+        )
         processing_entries.append(opt_ml.directory(local_path))
-        processing_entries.extend(opt_ml.file(f"{local_path}/{obj.path}", obj.content) for obj in staged.objects)
+        processing_entries.extend(
+            opt_ml.file(f"{local_path}/{obj.path}", obj.content) for obj in staged.objects
+        )
     for index, output in enumerate(outputs):
         s3_output = output.get("S3Output")
         if s3_output is not None:
-            local = _local_path(job, s3_output["LocalPath"], f"ProcessingOutputConfig.Outputs[{index}].S3Output.LocalPath")
+            local = _local_path(
+                job, s3_output["LocalPath"], f"ProcessingOutputConfig.Outputs[{index}].S3Output.LocalPath"
+            )
             processing_entries.append(opt_ml.directory(local))
 
-    config_entries.extend([
-        opt_ml.file("processingjobconfig.json", opt_ml.go_json(processing_job_config(request, arn))),
-        # SS: compact, and without network_interface_name (unlike training's).
-        opt_ml.file("resourceconfig.json", opt_ml.go_json({"current_host": options.current_host, "hosts": hosts})),
-    ])
+    config_entries.extend(
+        [
+            opt_ml.file("processingjobconfig.json", opt_ml.go_json(processing_job_config(request, arn))),
+            # SS: compact, and without network_interface_name (unlike training's).
+            opt_ml.file(
+                "resourceconfig.json", opt_ml.go_json({"current_host": options.current_host, "hosts": hosts})
+            ),
+        ]
+    )
 
     hostname = private_dns_name(job.region, arn, options.current_host)
     # SS processing env: no PROCESSING_JOB_ARN, no AWS_EXECUTION_ENV, no ECS_* and no NVIDIA variable (§2).
@@ -103,7 +137,10 @@ def build(job: JobRequest) -> LaunchPlan:
         ("AWS_REGION", job.region),
         ("AWS_CONTAINER_CREDENTIALS_FULL_URI", options.container_credentials_full_uri)
         if options.container_credentials_full_uri
-        else ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", processing_credentials_uri(arn, options.current_host)),
+        else (
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            processing_credentials_uri(arn, options.current_host),
+        ),
         ("HOSTNAME", hostname),
         *add_context_volumes(job, tree),
     ]
@@ -115,9 +152,14 @@ def build(job: JobRequest) -> LaunchPlan:
         hostname=hostname,
         network=options.network,
         volumes=tree.volumes(),
-        main=main_container(options.current_host, job.image, application.get("ContainerEntrypoint"),
-                            application.get("ContainerArguments"),
-                            platform_environment(platform, request.get("Environment")), tree.mounts),
+        main=main_container(
+            options.current_host,
+            job.image,
+            application.get("ContainerEntrypoint"),
+            application.get("ContainerArguments"),
+            platform_environment(platform, request.get("Environment")),
+            tree.mounts,
+        ),
         failure_message_path=opt_ml.PROCESSING_MESSAGE_FILE,
         failure_message_limit=opt_ml.FAILURE_LIMIT,
         metadata={"job": name, "api": "processing", "arn": arn, "host": options.current_host},
@@ -126,7 +168,7 @@ def build(job: JobRequest) -> LaunchPlan:
 
 def _local_path(job: JobRequest, local_path: str | None, field_path: str) -> str:
     """The path relative to /opt/ml/processing; the service requires LocalPath under it (§2)."""
-    relative = (local_path or "")[len(LOCAL_PATH_PREFIX):].strip("/")
+    relative = (local_path or "")[len(LOCAL_PATH_PREFIX) :].strip("/")
     if not (local_path or "").startswith(LOCAL_PATH_PREFIX) or not relative or ".." in relative.split("/"):
         raise job.spec_error(field_path, f"LocalPath {local_path!r} must be a path under {LOCAL_PATH_PREFIX}")
     return relative

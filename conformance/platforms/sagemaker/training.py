@@ -50,7 +50,9 @@ def instance_groups(job: JobRequest) -> list[InstanceGroup]:
         groups, start = [], 1
         for group in resource["InstanceGroups"]:
             count = max(group["InstanceCount"], 1)
-            groups.append(InstanceGroup(group["InstanceGroupName"], group["InstanceType"], hosts_named(start, count)))
+            groups.append(
+                InstanceGroup(group["InstanceGroupName"], group["InstanceType"], hosts_named(start, count))
+            )
             start += count
         return groups
     count = max(resource.get("InstanceCount", 1), 1)
@@ -80,12 +82,20 @@ def training_job_config(request: dict[str, Any], arn: str) -> dict[str, Any]:
     config = {"EnableInterContainerTrafficEncryption": False, "EnableNetworkIsolation": False, **request}
     channels = []
     for channel in request.get("InputDataConfig") or []:
-        channel = {**channel, "CompressionType": opt_ml.internal_enum(channel.get("CompressionType", "None")),
-                   "RecordWrapperType": opt_ml.internal_enum(channel.get("RecordWrapperType", "None"))}
+        channel = {
+            **channel,
+            "CompressionType": opt_ml.internal_enum(channel.get("CompressionType", "None")),
+            "RecordWrapperType": opt_ml.internal_enum(channel.get("RecordWrapperType", "None")),
+        }
         s3 = channel.get("DataSource", {}).get("S3DataSource")
         if s3 is not None:
-            s3 = {**s3, "S3DataType": opt_ml.internal_enum(s3.get("S3DataType", "S3Prefix")),
-                  "S3DataDistributionType": opt_ml.internal_enum(s3.get("S3DataDistributionType", "FullyReplicated"))}
+            s3 = {
+                **s3,
+                "S3DataType": opt_ml.internal_enum(s3.get("S3DataType", "S3Prefix")),
+                "S3DataDistributionType": opt_ml.internal_enum(
+                    s3.get("S3DataDistributionType", "FullyReplicated")
+                ),
+            }
             channel["DataSource"] = {**channel["DataSource"], "S3DataSource": s3}
         channels.append(channel)
     if channels:
@@ -98,15 +108,18 @@ def training_job_config(request: dict[str, Any], arn: str) -> dict[str, Any]:
     return config
 
 
-def init_config(request: dict[str, Any], input_mode: str, host_number: int, cluster_size: int,
-                checkpoint_path: str | None) -> dict[str, Any]:
+def init_config(
+    request: dict[str, Any], input_mode: str, host_number: int, cluster_size: int, checkpoint_path: str | None
+) -> dict[str, Any]:
     """init-config.json, the agent's internal view of the channels (shape of SS init-config.json)."""
     channels = {}
     for channel in request.get("InputDataConfig") or []:
         s3 = channel.get("DataSource", {}).get("S3DataSource")
         distribution = (s3 or {}).get("S3DataDistributionType", "FullyReplicated")
         channels[channel["ChannelName"]] = {
-            "s3DataSource": None if s3 is None else {
+            "s3DataSource": None
+            if s3 is None
+            else {
                 "s3DataType": opt_ml.internal_enum(s3.get("S3DataType", "S3Prefix")),
                 "s3Uri": s3["S3Uri"],
                 "s3DataDistributionType": opt_ml.internal_enum(distribution),
@@ -125,10 +138,18 @@ def init_config(request: dict[str, Any], input_mode: str, host_number: int, clus
         checkpoint_channel = {
             "name": "checkpoints",
             "channel": {
-                "s3DataSource": {"s3DataType": "S3_PREFIX", "s3Uri": checkpoint["S3Uri"],
-                                 "s3DataDistributionType": None, "attributeNames": None},
-                "fileSystemDataSource": None, "compressionType": None, "recordWrapper": None,
-                "shuffleConfig": None, "inputMode": "FILE", "sharded": False,
+                "s3DataSource": {
+                    "s3DataType": "S3_PREFIX",
+                    "s3Uri": checkpoint["S3Uri"],
+                    "s3DataDistributionType": None,
+                    "attributeNames": None,
+                },
+                "fileSystemDataSource": None,
+                "compressionType": None,
+                "recordWrapper": None,
+                "shuffleConfig": None,
+                "inputMode": "FILE",
+                "sharded": False,
             },
             "outputPath": checkpoint_path,
             "allowEmpty": True,
@@ -144,7 +165,7 @@ def init_config(request: dict[str, Any], input_mode: str, host_number: int, clus
 
 
 def _key_prefix(s3_uri: str) -> str:
-    return s3_uri[len("s3://"):].partition("/")[2] if s3_uri.startswith("s3://") else s3_uri
+    return s3_uri[len("s3://") :].partition("/")[2] if s3_uri.startswith("s3://") else s3_uri
 
 
 def build(job: JobRequest) -> LaunchPlan:
@@ -164,8 +185,11 @@ def build(job: JobRequest) -> LaunchPlan:
     input_entries = tree.add("input", opt_ml.INPUT, [opt_ml.directory("config"), opt_ml.directory("data")])
     tree.add("model", opt_ml.MODEL, [])
     # output/data always; output/metrics/sagemaker as in every SS training listing.
-    tree.add("output", opt_ml.OUTPUT, [opt_ml.directory("data"), opt_ml.directory("metrics"),
-                                        opt_ml.directory("metrics/sagemaker")])
+    tree.add(
+        "output",
+        opt_ml.OUTPUT,
+        [opt_ml.directory("data"), opt_ml.directory("metrics"), opt_ml.directory("metrics/sagemaker")],
+    )
 
     stager = DataStager(job.spec_path, options, job.option_field)
     input_data_config: dict[str, dict[str, str]] = {}
@@ -192,14 +216,20 @@ def build(job: JobRequest) -> LaunchPlan:
         checkpoint = request["CheckpointConfig"]
         checkpoint_path = checkpoint.get("LocalPath") or opt_ml.DEFAULT_CHECKPOINT_PATH
         config_files["checkpointconfig.json"] = opt_ml.go_json({"LocalPath": checkpoint_path})
-        input_entries.append(opt_ml.file("data/checkpoints-manifest", f"{_key_prefix(checkpoint['S3Uri'])}\n".encode()))
+        input_entries.append(
+            opt_ml.file("data/checkpoints-manifest", f"{_key_prefix(checkpoint['S3Uri'])}\n".encode())
+        )
         tree.ensure_directory(checkpoint_path, "checkpoints")
     if "DebugHookConfig" in request:
         hook = request["DebugHookConfig"]
         local = hook.get("LocalPath") or DEFAULT_DEBUG_HOOK_PATH
         config_files["debughookconfig.json"] = opt_ml.go_json(
-            {"S3OutputPath": hook["S3OutputPath"], "LocalPath": local,
-             "HookParameters": hook.get("HookParameters"), "CollectionConfigurations": hook.get("CollectionConfigurations")}
+            {
+                "S3OutputPath": hook["S3OutputPath"],
+                "LocalPath": local,
+                "HookParameters": hook.get("HookParameters"),
+                "CollectionConfigurations": hook.get("CollectionConfigurations"),
+            }
         )
         tree.ensure_directory(local, "debug-hook")
     if "TensorBoardOutputConfig" in request:
@@ -215,7 +245,9 @@ def build(job: JobRequest) -> LaunchPlan:
     config_files["init-config.json"] = opt_ml.go_json(
         init_config(request, input_mode, host_index + 1, len(hosts), checkpoint_path)
     )
-    input_entries.extend(opt_ml.file(f"config/{file_name}", content) for file_name, content in config_files.items())
+    input_entries.extend(
+        opt_ml.file(f"config/{file_name}", content) for file_name, content in config_files.items()
+    )
 
     hostname = private_dns_name(job.region, arn, options.current_host)
     metadata_v3, metadata_v4 = ecs_metadata_uris(arn, options.current_host)
@@ -241,8 +273,14 @@ def build(job: JobRequest) -> LaunchPlan:
         hostname=hostname,
         network=options.network,
         volumes=tree.volumes(),
-        main=main_container(options.current_host, job.image, entrypoint, command,
-                            platform_environment(platform, request.get("Environment")), tree.mounts),
+        main=main_container(
+            options.current_host,
+            job.image,
+            entrypoint,
+            command,
+            platform_environment(platform, request.get("Environment")),
+            tree.mounts,
+        ),
         probe_as=probe_as,
         failure_message_path=opt_ml.FAILURE_FILE,
         failure_message_limit=opt_ml.FAILURE_LIMIT,
@@ -285,31 +323,47 @@ def _check_keep_alive(job: JobRequest) -> None:
         )
 
 
-def _stage_channel(job: JobRequest, stager: DataStager, tree: Tree, input_entries: list[FileEntry], index: int,
-                   channel: dict[str, Any], input_mode: str, shard: tuple[int, int]) -> dict[str, str]:
+def _stage_channel(
+    job: JobRequest,
+    stager: DataStager,
+    tree: Tree,
+    input_entries: list[FileEntry],
+    index: int,
+    channel: dict[str, Any],
+    input_mode: str,
+    shard: tuple[int, int],
+) -> dict[str, str]:
     """Place one channel's data per its input mode; return its inputdataconfig.json entry."""
     name = channel["ChannelName"]
     mode = channel.get("InputMode") or input_mode
     source = channel.get("DataSource", {})
     s3 = source.get("S3DataSource")
     field_path = f"InputDataConfig[{index}].DataSource"
-    if s3 is not None and s3.get("S3DataType", "S3Prefix") != "S3Prefix" and name not in job.options.channel_data:
+    if (
+        s3 is not None
+        and s3.get("S3DataType", "S3Prefix") != "S3Prefix"
+        and name not in job.options.channel_data
+    ):
         raise job.spec_error(
             f"{field_path}.S3DataSource.S3DataType",
             f"{s3['S3DataType']} channels are not emulated; give channel {name!r} local data in "
             f"{job.option_field}.channel_data",
         )
     distribution = (s3 or {}).get("S3DataDistributionType", "FullyReplicated")
-    staged = stager.stage(name, s3["S3Uri"] if s3 else None, field_path,
-                          shard if distribution == "ShardedByS3Key" else (0, 1))
+    staged = stager.stage(
+        name, s3["S3Uri"] if s3 else None, field_path, shard if distribution == "ShardedByS3Key" else (0, 1)
+    )
     if mode == "File":
         input_entries.append(opt_ml.directory(f"data/{name}"))
         input_entries.extend(opt_ml.file(f"data/{name}/{item.path}", item.content) for item in staged.objects)
     elif mode == "FastFile":
         # FastFile channels are a read-only file system of their own (§1 "Other paths").
-        tree.add(f"channel-{name}", f"{opt_ml.INPUT}/data/{name}", [
-            opt_ml.file(item.path, item.content) for item in staged.objects
-        ], read_only=True)
+        tree.add(
+            f"channel-{name}",
+            f"{opt_ml.INPUT}/data/{name}",
+            [opt_ml.file(item.path, item.content) for item in staged.objects],
+            read_only=True,
+        )
     else:
         # Pipe mode streams each epoch through a FIFO `<channel>_<epoch>` (§1). Emulated as a regular file
         # `<channel>_0` holding epoch 0's bytes: readers get the data, but the type is `file`, not `fifo`,

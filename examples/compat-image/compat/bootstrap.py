@@ -436,41 +436,52 @@ class Aws:
 # Files in the layout kubelet gives ConfigMap and Secret volumes
 
 
-def volume_ownership(default_mode: int, fs_group: int | None) -> tuple[int, int, int]:
-    """(file mode, directory mode, group) kubelet leaves on a read-only volume (kubernetes-contract.md §2).
+@dataclass(frozen=True)
+class VolumeModes:
+    """Modes and group of a volume's files and directories; the owner is always root."""
 
-    With fsGroup, files get `mode | 0440` and group fsGroup, directories setgid and `+0110`; the owner stays
-    root. Without it, files keep defaultMode and everything stays root:root.
+    file: int
+    root_dir: int
+    data_dir: int
+    gid: int
+
+
+def volume_modes(default_mode: int, fs_group: int | None, *, in_memory: bool) -> VolumeModes:
+    """What kubelet leaves on a read-only ConfigMap (disk) or Secret (tmpfs) volume (kubernetes-contract.md
+    §2): the root an emptyDir (0777, 1777 on tmpfs), the data directory 0755, files defaultMode. fsGroup's
+    pass then gives everything group fsGroup, files `| 0440`, directories `| 0440 | 0110` and setgid.
+
+    Kubernetes mounts that root read-only; nothing can be mounted here, so the root loses its write bits
+    instead: user code can no more add files next to its secrets than on Kubernetes.
     """
-    if fs_group is None:
-        return default_mode, 0o755, 0
-    return default_mode | 0o440, 0o2755, fs_group
+    root, data, gid, file = (0o1777 if in_memory else 0o777), 0o755, 0, default_mode
+    if fs_group is not None:
+        directory_bits = 0o440 | 0o110 | 0o2000
+        root, data, gid, file = root | directory_bits, data | directory_bits, fs_group, file | 0o440
+    return VolumeModes(file=file, root_dir=root & ~0o222, data_dir=data, gid=gid)
 
 
-def write_volume(
-    mount_path: Path, files: dict[str, bytes], *, file_mode: int, dir_mode: int, gid: int
-) -> None:
+def write_volume(mount_path: Path, files: dict[str, bytes], modes: VolumeModes) -> None:
     """Write `files` in kubelet's atomic-writer layout (kubernetes-contract.md §2): the data in
     `..<UTC timestamp>.<random>/`, `..data` pointing at it, and one `key -> ..data/key` link per file, so
     code that follows the links or watches `..data` for updates behaves as on Kubernetes."""
     mount_path.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("..%Y_%m_%d_%H_%M_%S.", time.gmtime()) + str(secrets.randbelow(10**9))
+    stamp = time.strftime("..%Y_%m_%d_%H_%M_%S.", time.gmtime()) + str(secrets.randbits(32))
     data_dir = mount_path / stamp
     data_dir.mkdir()
-    for directory in (mount_path, data_dir):
-        os.chown(directory, 0, gid)
-        os.chmod(directory, dir_mode)
+    for directory, mode in ((mount_path, modes.root_dir), (data_dir, modes.data_dir)):
+        os.chown(directory, 0, modes.gid)
+        os.chmod(directory, mode)
     for name, content in files.items():
         descriptor = os.open(data_dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            os.write(descriptor, content)
-            os.fchown(descriptor, 0, gid)
-            os.fchmod(descriptor, file_mode)
-        finally:
-            os.close(descriptor)
-    (mount_path / "..data").symlink_to(stamp)
-    for name in files:
-        (mount_path / name).symlink_to(f"..data/{name}")
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(content)
+            os.fchown(descriptor, 0, modes.gid)
+            os.fchmod(descriptor, modes.file)
+    links = {"..data": stamp, **{name: f"..data/{name}" for name in files}}
+    for link, target in links.items():
+        (mount_path / link).symlink_to(target)
+        os.lchown(mount_path / link, 0, modes.gid)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -708,21 +719,14 @@ class Bootstrap:
         os.execvpe("setpriv", setpriv_command(identity, command), env)
 
     def secrets(self) -> str | None:
-        fs_group = self.document.security_context.fs_group
+        # credential-file-mode: the files as the Secret declares them, without kubelet's fsGroup pass
+        fs_group = None if self.broken == "credential-file-mode" else self.document.security_context.fs_group
         placed = []
         for volume in self.document.secret_volumes:
             data = self.aws.secret(volume.secret_id)
-            file_mode, dir_mode, gid = volume_ownership(volume.default_mode, fs_group)
-            if self.broken == "credential-file-mode":
-                file_mode, dir_mode, gid = volume.default_mode, 0o755, 0
-            write_volume(
-                volume.mount_path,
-                {key: value.encode() for key, value in data.items()},
-                file_mode=file_mode,
-                dir_mode=dir_mode,
-                gid=gid,
-            )
-            placed.append(f"{len(data)} file(s) in {volume.mount_path} ({file_mode:04o}, gid {gid})")
+            modes = volume_modes(volume.default_mode, fs_group, in_memory=True)
+            write_volume(volume.mount_path, {key: value.encode() for key, value in data.items()}, modes)
+            placed.append(f"{len(data)} file(s) in {volume.mount_path} ({modes.file:04o}, gid {modes.gid})")
         for entry in self.document.secret_env:
             data = self.aws.secret(entry.secret_id)
             if entry.key not in data:
@@ -765,12 +769,8 @@ class Bootstrap:
                 key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()
             }
             content = json.dumps(stringified, indent=2).encode()
-        file_mode, dir_mode, gid = volume_ownership(
-            section.default_mode, self.document.security_context.fs_group
-        )
-        write_volume(
-            section.mount_path, {section.file_name: content}, file_mode=file_mode, dir_mode=dir_mode, gid=gid
-        )
+        modes = volume_modes(section.default_mode, self.document.security_context.fs_group, in_memory=False)
+        write_volume(section.mount_path, {section.file_name: content}, modes)
         return f"hyperparameters: {len(values)} typed value(s) -> {section.mount_path / section.file_name}"
 
     def spark(self) -> str | None:
@@ -780,14 +780,8 @@ class Bootstrap:
         entries = adapt_spark_defaults(parse_spark_defaults(self.aws.read_s3(section.source).decode()))
         if self.broken == "spark-conf-key-dropped":
             entries = entries[:-1]
-        file_mode, dir_mode, gid = volume_ownership(0o644, self.document.security_context.fs_group)
-        write_volume(
-            section.conf_dir,
-            {SPARK_DEFAULTS: render_spark_defaults(entries)},
-            file_mode=file_mode,
-            dir_mode=dir_mode,
-            gid=gid,
-        )
+        modes = volume_modes(0o644, self.document.security_context.fs_group, in_memory=False)
+        write_volume(section.conf_dir, {SPARK_DEFAULTS: render_spark_defaults(entries)}, modes)
         return f"spark: {len(entries)} key(s) -> {section.conf_dir / SPARK_DEFAULTS}"
 
     def metrics(self) -> str | None:
