@@ -74,11 +74,19 @@ def main() -> int:
                 BOOTSTRAP_ENV: f"s3://{seed.bucket}/compat/bootstrap.json",
             }
             contexts = {
-                "floor": dict(entrypoint=["true"], network_mode="none"),
-                "kubernetes": dict(command=["true"], user="1000:1000", environment=kubernetes_env,
-                                   network_mode="none"),
-                "kubernetes as root": dict(command=["true"], environment=kubernetes_env, network_mode="none"),
-                "sagemaker": dict(command=["true"], environment=sagemaker_env, network_mode="host"),
+                "floor": {"entrypoint": ["true"], "network_mode": "none"},
+                "kubernetes": {
+                    "command": ["true"],
+                    "user": "1000:1000",
+                    "environment": kubernetes_env,
+                    "network_mode": "none",
+                },
+                "kubernetes as root": {
+                    "command": ["true"],
+                    "environment": kubernetes_env,
+                    "network_mode": "none",
+                },
+                "sagemaker": {"command": ["true"], "environment": sagemaker_env, "network_mode": "host"},
             }
             medians = {}
             for name, options in contexts.items():

@@ -84,11 +84,15 @@ def load_baseline(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BadInput(shown, f"line {exc.lineno}, column {exc.colno}", f"baseline is not valid JSON: {exc.msg}") from None
+        raise BadInput(
+            shown, f"line {exc.lineno}, column {exc.colno}", f"baseline is not valid JSON: {exc.msg}"
+        ) from None
     if not isinstance(data, dict):
         raise BadInput(shown, None, f"a baseline is a JSON object, found {type(data).__name__}")
     if data.get("schema") != SCHEMA:
-        raise BadInput(shown, "schema", f"unknown snapshot schema {data.get('schema')!r} (this parity reads {SCHEMA})")
+        raise BadInput(
+            shown, "schema", f"unknown snapshot schema {data.get('schema')!r} (this parity reads {SCHEMA})"
+        )
     schema = snapshot_json_schema()
     for section in schema.get("required", []):
         if section not in data:
@@ -162,7 +166,11 @@ def update_baselines(
             changed_paths = 0
         else:
             divergences = diff_snapshots(
-                Side.of(str(path), old), Side.of(target, form), contract, comparison=f"baseline:{target}", baseline=True
+                Side.of(str(path), old),
+                Side.of(target, form),
+                contract,
+                comparison=f"baseline:{target}",
+                baseline=True,
             )
             changed_paths = len({divergence.path for divergence in divergences})
             status = "changed" if divergences else "unchanged"

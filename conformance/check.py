@@ -65,7 +65,11 @@ def run_check(
         raise BadInput(None, "--prune-baselines", "only works together with --update-baselines")
     contract = load_contract(loaded.config.contract, display_path(loaded.path))
     selected = _select_targets(loaded, targets)
-    pairs = [pair for pair in loaded.config.resolved_comparisons() if pair.left in selected and pair.right in selected]
+    pairs = [
+        pair
+        for pair in loaded.config.resolved_comparisons()
+        if pair.left in selected and pair.right in selected
+    ]
     waivers = _compile_waivers(loaded)
 
     raw = _read_snapshots(snapshots_dir, selected) if snapshots_dir else _run_targets(loaded, selected)
@@ -91,7 +95,9 @@ def run_check(
         changes = baselines.update_baselines(loaded, forms, contract, prune=prune_baselines)
     else:
         changes = [BaselineChange(None, path, "unused") for path in baselines.unused_baselines(loaded)]
-    comparisons += [_baseline_comparison(loaded, target, forms[target], contract, snapshots_dir) for target in selected]
+    comparisons += [
+        _baseline_comparison(loaded, target, forms[target], contract, snapshots_dir) for target in selected
+    ]
 
     notes = apply_waivers(comparisons, waivers, dt.datetime.now(dt.timezone.utc).date())
     result = CheckResult(
@@ -107,10 +113,16 @@ def run_check(
 def _select_targets(loaded: LoadedConfig, targets: list[str] | None) -> list[str]:
     known = list(loaded.config.targets)
     if not known:
-        raise BadInput(display_path(loaded.path), "targets", "no targets: declare at least one target to check")
+        raise BadInput(
+            display_path(loaded.path), "targets", "no targets: declare at least one target to check"
+        )
     unknown = [name for name in targets or [] if name not in known]
     if unknown:
-        raise BadInput(None, "--target", f"no target {unknown[0]!r} in {display_path(loaded.path)} (targets: {', '.join(known)})")
+        raise BadInput(
+            None,
+            "--target",
+            f"no target {unknown[0]!r} in {display_path(loaded.path)} (targets: {', '.join(known)})",
+        )
     return [name for name in known if not targets or name in targets]
 
 
@@ -133,7 +145,9 @@ def _read_snapshots(directory: Path, targets: list[str]) -> dict[str, dict[str, 
     for target in targets:
         path = directory / f"{target}.json"
         if not path.exists():
-            raise BadInput(path, None, f"no snapshot for target {target!r} (write one with `parity run -t {target}`)")
+            raise BadInput(
+                path, None, f"no snapshot for target {target!r} (write one with `parity run -t {target}`)"
+            )
         snapshots[target] = load_snapshot(path)
     return snapshots
 
@@ -153,7 +167,10 @@ def _run_targets(loaded: LoadedConfig, targets: list[str]) -> dict[str, dict[str
             for future in futures.values():
                 future.cancel()
             raise
-    return {target: validate_snapshot(outcome.snapshot, f"target {target}") for target, outcome in outcomes.items()}
+    return {
+        target: validate_snapshot(outcome.snapshot, f"target {target}")
+        for target, outcome in outcomes.items()
+    }
 
 
 def _baseline_comparison(
@@ -172,7 +189,9 @@ def _baseline_comparison(
     return ComparisonResult(name=name, kind="baseline", left=shown, right=target, divergences=divergences)
 
 
-def _missing_baseline(loaded: LoadedConfig, target: str, shown: str, snapshots_dir: Path | None) -> Divergence:
+def _missing_baseline(
+    loaded: LoadedConfig, target: str, shown: str, snapshots_dir: Path | None
+) -> Divergence:
     command = f"parity check -c {display_path(loaded.path)}"
     if snapshots_dir:
         command += f" --snapshots {display_path(snapshots_dir)}"
@@ -276,7 +295,10 @@ def check_command(
         from conformance.reports import write_all
 
         written = write_all(result, out_dir)
-        click.echo(f"reports written to {display_path(out_dir)}: {', '.join(p.name for p in written.values())}", err=True)
+        click.echo(
+            f"reports written to {display_path(out_dir)}: {', '.join(p.name for p in written.values())}",
+            err=True,
+        )
     _emit(result, fmt, None)
     for change in outcome.baselines:
         click.echo(f"baseline {change.describe()}", err=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -117,45 +117,44 @@ def load_contract(config: ContractConfig | None = None, source: str | Path | Non
 
     A malformed path pattern raises BadInput naming `source` and the field, e.g. `contract.ignore.3`.
     """
-    layers: list[tuple[ContractConfig, str | Path]] = []
+    layers = []
     if config is None or config.extends == "default":
-        layers.append((default_contract_config(), DEFAULT_CONTRACT_PATH))
+        layers.append((default_contract_config(), _Origin(DEFAULT_CONTRACT_PATH, "")))
     if config is not None:
-        layers.append((config, source or "parity.yaml"))
+        layers.append((config, _Origin(source or "parity.yaml", "contract.")))
 
     rules: list[PathRule] = []
     equivalences: list[Equivalence] = []
     category_severity: dict[str, str] = {}
     mask_rules: list[MaskRule] = []
     for layer, origin in layers:
-        field_prefix = "" if origin == DEFAULT_CONTRACT_PATH else "contract."
-
-        def glob(pattern: str, field: str, origin: str | Path = origin, field_prefix: str = field_prefix) -> Glob:
-            return _compile(pattern, origin, field_prefix + field)
-
-        def add(kind: RuleKind, patterns: Iterable[str], field: str, **extra: Any) -> None:
+        listed: list[tuple[RuleKind, str, Sequence[str], str | None]] = [
+            ("ignore", "ignore", layer.ignore, None),
+            ("present", "present", layer.present, None),
+            *(
+                ("platform_only", f"platform_only.{p}", patterns, p)
+                for p, patterns in layer.platform_only.items()
+            ),
+            ("sets", "sets", layer.sets, None),
+            ("quantities", "quantities", layer.quantities, None),
+        ]
+        for kind, field, patterns, platform in listed:
             for index, pattern in enumerate(patterns):
-                rules.append(PathRule(kind, glob(pattern, f"{field}.{index}"), order=len(rules), **extra))
-
-        add("ignore", layer.ignore, "ignore")
-        add("present", layer.present, "present")
-        for platform, patterns in layer.platform_only.items():
-            add("platform_only", patterns, f"platform_only.{platform}", platform=platform)
-        add("sets", layer.sets, "sets")
-        add("quantities", layer.quantities, "quantities")
+                rules.append(
+                    PathRule(kind, origin.glob(pattern, f"{field}.{index}"), len(rules), platform=platform)
+                )
         for pattern, severity in layer.severity.paths.items():
-            rules.append(PathRule("severity", glob(pattern, f"severity.paths.{pattern}"), len(rules), severity=severity))
+            glob = origin.glob(pattern, f"severity.paths.{pattern}")
+            rules.append(PathRule("severity", glob, len(rules), severity=severity))
         category_severity.update(layer.severity.categories)
         for index, pair in enumerate(layer.equivalent):
-            equivalences.append(
-                Equivalence(
-                    left=_exact_path(pair.left, origin, f"{field_prefix}equivalent.{index}.left"),
-                    right=_exact_path(pair.right, origin, f"{field_prefix}equivalent.{index}.right"),
-                    severity=pair.severity,
-                )
-            )
+            left = origin.exact_path(pair.left, f"equivalent.{index}.left")
+            right = origin.exact_path(pair.right, f"equivalent.{index}.right")
+            equivalences.append(Equivalence(left=left, right=right, severity=pair.severity))
         for index, rule in enumerate(layer.normalize):
-            scope = tuple(glob(pattern, f"normalize.{index}.paths.{n}") for n, pattern in enumerate(rule.paths))
+            scope = tuple(
+                origin.glob(pattern, f"normalize.{index}.paths.{n}") for n, pattern in enumerate(rule.paths)
+            )
             mask_rules.append(MaskRule(name=rule.name, regex=re.compile(rule.pattern), scope=scope))
 
     return Contract(
@@ -167,18 +166,29 @@ def load_contract(config: ContractConfig | None = None, source: str | Path | Non
     )
 
 
-def _compile(pattern: str, source: str | Path, field: str) -> Glob:
-    try:
-        return compile_glob(pattern)
-    except PathSyntaxError as exc:
-        raise BadInput(source, field, f"bad path pattern {pattern!r}: {exc}") from None
+@dataclass(frozen=True)
+class _Origin:
+    """Where a contract layer was written, for error messages: the file and the prefix of its fields."""
 
+    source: str | Path
+    field_prefix: str
 
-def _exact_path(pattern: str, source: str | Path, field: str) -> tuple[Segment, ...]:
-    glob = _compile(pattern, source, field)
-    if not glob.is_exact:
-        raise BadInput(source, field, f"an equivalence names one value: {pattern!r} must not contain * or ?")
-    return parse_path(pattern)
+    def glob(self, pattern: str, field: str) -> Glob:
+        try:
+            return compile_glob(pattern)
+        except PathSyntaxError as exc:
+            raise BadInput(
+                self.source, self.field_prefix + field, f"bad path pattern {pattern!r}: {exc}"
+            ) from None
+
+    def exact_path(self, pattern: str, field: str) -> tuple[Segment, ...]:
+        if not self.glob(pattern, field).is_exact:
+            raise BadInput(
+                self.source,
+                self.field_prefix + field,
+                f"an equivalence names one value: {pattern!r} must not contain * or ?",
+            )
+        return parse_path(pattern)
 
 
 # ---- the side's platform --------------------------------------------------------------------------------
@@ -230,7 +240,9 @@ def service_link_rules(snapshot: Mapping[str, Any], start_order: int) -> list[Pa
                 links.append(name)
                 break
     return [
-        PathRule("platform_only", compile_glob(format_path(("env", "vars", name))), start_order + i, "kubernetes")
+        PathRule(
+            "platform_only", compile_glob(format_path(("env", "vars", name))), start_order + i, "kubernetes"
+        )
         for i, name in enumerate(sorted(links))
     ]
 
@@ -269,8 +281,9 @@ class CompiledWaiver:
 
 
 def compile_waivers(waivers: Sequence[Waiver], source: str | Path) -> list[CompiledWaiver]:
+    origin = _Origin(source, "")
     return [
-        CompiledWaiver(waiver, _compile(waiver.path, source, f"waivers.{index}.path") if waiver.path else None)
+        CompiledWaiver(waiver, origin.glob(waiver.path, f"waivers.{index}.path") if waiver.path else None)
         for index, waiver in enumerate(waivers)
     ]
 

@@ -163,7 +163,15 @@ class _Walk:
         for rule in matched:
             if rule.kind == "present":
                 if left_there != right_there:
-                    self._record(path, "missing" if left_there else "extra", left, right, scope, identity, rule=rule.label)
+                    self._record(
+                        path,
+                        "missing" if left_there else "extra",
+                        left,
+                        right,
+                        scope,
+                        identity,
+                        rule=rule.label,
+                    )
                 return
         if left_there != right_there:
             holder = self.left if left_there else self.right
@@ -213,7 +221,9 @@ class _Walk:
                     self._record(path, "changed", left, right, scope, identity)
                 return
         both_set = left is not None and right is not None
-        kind: DivergenceKind = "type_changed" if both_set and json_type(left) != json_type(right) else "changed"
+        kind: DivergenceKind = (
+            "type_changed" if both_set and json_type(left) != json_type(right) else "changed"
+        )
         self._record(path, kind, left, right, scope, identity)
 
     def _set(self, path: str, left: list, right: list, scope: _Scope) -> None:
@@ -244,10 +254,14 @@ class _Walk:
                 self._node(child_path(path, index), left[index], right[index], scope)
             for index in range(i1, i2):
                 if index not in paired:
-                    self._node(child_path(path, index), left[index], _MISSING, scope, f"{path}∋{left_keys[index]}")
+                    self._node(
+                        child_path(path, index), left[index], _MISSING, scope, f"{path}∋{left_keys[index]}"
+                    )
             for index in range(j1, j2):
                 if index not in paired:
-                    self._node(child_path(path, index), _MISSING, right[index], scope, f"{path}∋{right_keys[index]}")
+                    self._node(
+                        child_path(path, index), _MISSING, right[index], scope, f"{path}∋{right_keys[index]}"
+                    )
 
     def _record(
         self,
@@ -345,7 +359,9 @@ def _key_finding(walk: _Walk) -> _Finding | None:
         f"{side.label}'s probe had no key and invented one"
         for side, info in ((walk.left, left_hash), (walk.right, right_hash))
         if info.get("comparable") is not True
-    ] or [f"the snapshots were hashed with different keys ({left_hash.get('key_id')} vs {right_hash.get('key_id')})"]
+    ] or [
+        f"the snapshots were hashed with different keys ({left_hash.get('key_id')} vs {right_hash.get('key_id')})"
+    ]
     hint = (
         f"{walk.secrets_by_presence} secret value(s) were compared for presence only: {'; '.join(reasons)}. "
         "Take both snapshots in one `parity check` run, which gives every target the same key."
@@ -369,7 +385,9 @@ def divergence_id(category: str, identity: str, kind: str) -> str:
     return f"{category}-{digest[:10]}"
 
 
-def diff_snapshots(left: Side, right: Side, contract: Contract, *, comparison: str, baseline: bool = False) -> list[Divergence]:
+def diff_snapshots(
+    left: Side, right: Side, contract: Contract, *, comparison: str, baseline: bool = False
+) -> list[Divergence]:
     """Every divergence between two normalized snapshots under `contract`, sorted by path.
 
     `baseline=True` compares a target with its golden baseline (left): only the rules that apply to
@@ -402,4 +420,3 @@ def diff_snapshots(left: Side, right: Side, contract: Contract, *, comparison: s
         )
         for found in findings
     ]
-

@@ -287,7 +287,7 @@ def _process(f: Finding, ctx: HintContext) -> str | None:
     return (
         f"How the workload is started differs ({f.path}: {_sides(f, ctx)}). SageMaker stops a job like "
         "`docker stop -t 120` (SIGTERM to PID 1, SIGKILL 120 s later) and starts training images as "
-        "`docker run image train` (SM §1); the entrypoint must end with `exec \"$@\"` so user code is the "
+        '`docker run image train` (SM §1); the entrypoint must end with `exec "$@"` so user code is the '
         "process that receives signals, with the same arguments and working directory as in the pod."
     )
 
@@ -306,13 +306,19 @@ class BugClass:
     explain: Callable[[Finding, HintContext], str | None]
 
     @classmethod
-    def on(cls, name: str, paths: Sequence[str], explain: Callable[[Finding, HintContext], str | None]) -> BugClass:
+    def on(
+        cls, name: str, paths: Sequence[str], explain: Callable[[Finding, HintContext], str | None]
+    ) -> BugClass:
         return cls(name, tuple(compile_glob(pattern) for pattern in paths), explain)
 
 
 KNOWLEDGE_BASE: tuple[BugClass, ...] = (
     BugClass.on("secret-value", ("*",), _secret_value),
-    BugClass.on("hyperparameters-as-strings", ("hyperparameters", "env.vars.SM_HP_*", "env.vars.SM_HPS"), _hyperparameters),
+    BugClass.on(
+        "hyperparameters-as-strings",
+        ("hyperparameters", "env.vars.SM_HP_*", "env.vars.SM_HPS"),
+        _hyperparameters,
+    ),
     BugClass.on(
         "statsd-not-rerouted",
         ("metrics", "env.vars.STATSD_*", "env.vars.DD_AGENT_HOST", "env.vars.DD_DOGSTATSD_*"),
@@ -323,20 +329,44 @@ KNOWLEDGE_BASE: tuple[BugClass, ...] = (
         ("credentials.secret_files", "filesystem.paths['*secret*']", "filesystem.paths['*credential*']"),
         _credential_files,
     ),
-    BugClass.on("aws-credentials", ("credentials.aws", "env.vars.AWS_REGION", "env.vars.AWS_DEFAULT_REGION"), _aws_credentials),
-    BugClass.on("path-order", tuple(f"env.vars.{name}" for name in _PATH_LISTS) + ("runtime.python.sys_path",), _search_path),
-    BugClass.on("locale-tz", ("runtime.locale", "runtime.tz", "env.vars.LANG", "env.vars.LC_*", "env.vars.TZ"), _locale),
+    BugClass.on(
+        "aws-credentials",
+        ("credentials.aws", "env.vars.AWS_REGION", "env.vars.AWS_DEFAULT_REGION"),
+        _aws_credentials,
+    ),
+    BugClass.on(
+        "path-order",
+        tuple(f"env.vars.{name}" for name in _PATH_LISTS) + ("runtime.python.sys_path",),
+        _search_path,
+    ),
+    BugClass.on(
+        "locale-tz",
+        ("runtime.locale", "runtime.tz", "env.vars.LANG", "env.vars.LC_*", "env.vars.TZ"),
+        _locale,
+    ),
     BugClass.on(
         "uid-home",
         (
-            "identity.uid", "identity.gid", "identity.euid", "identity.egid", "identity.groups",
-            "identity.user", "identity.group", "identity.home", "identity.passwd_home", "env.vars.HOME",
+            "identity.uid",
+            "identity.gid",
+            "identity.euid",
+            "identity.egid",
+            "identity.groups",
+            "identity.user",
+            "identity.group",
+            "identity.home",
+            "identity.passwd_home",
+            "env.vars.HOME",
             "env.vars.USER",
         ),
         _identity,
     ),
-    BugClass.on("capabilities", ("identity.capabilities", "identity.seccomp", "identity.no_new_privs"), _security),
-    BugClass.on("dev-shm", ("resources.shm", "filesystem.mounts['/dev/shm']", "filesystem.paths['/dev/shm']"), _shm),
+    BugClass.on(
+        "capabilities", ("identity.capabilities", "identity.seccomp", "identity.no_new_privs"), _security
+    ),
+    BugClass.on(
+        "dev-shm", ("resources.shm", "filesystem.mounts['/dev/shm']", "filesystem.paths['/dev/shm']"), _shm
+    ),
     BugClass.on("spark-conf", ("spark",), _spark),
     BugClass.on(
         "hostname",
@@ -344,7 +374,9 @@ KNOWLEDGE_BASE: tuple[BugClass, ...] = (
         _hostname,
     ),
     BugClass.on("runtime", ("runtime.python", "runtime.os"), _packages),
-    BugClass.on("process-start", ("process.signals", "process.is_pid1", "process.argv", "process.cwd"), _process),
+    BugClass.on(
+        "process-start", ("process.signals", "process.is_pid1", "process.argv", "process.cwd"), _process
+    ),
     BugClass.on("probe-errors", ("errors",), _probe_errors),
     BugClass.on("env-missing", ("env.vars",), _env_missing),
 )

@@ -56,7 +56,12 @@ class MaskRule:
 #     lower-cased (sagemaker-contract.md §1 Environment variables), hence case-insensitive.
 _RUN_IDENTITIES: tuple[tuple[tuple[str, ...], str, tuple[str, ...], int], ...] = (
     (("network", "hostname"), "HOSTNAME", ("network", "env.vars.HOSTNAME"), 0),
-    (("env", "vars", "TRAINING_JOB_NAME"), "JOB_NAME", ("env", "filesystem", "hyperparameters"), re.IGNORECASE),
+    (
+        ("env", "vars", "TRAINING_JOB_NAME"),
+        "JOB_NAME",
+        ("env", "filesystem", "hyperparameters"),
+        re.IGNORECASE,
+    ),
 )
 _NAME_BOUNDARY_BEFORE = r"(?<![A-Za-z0-9-])"
 _NAME_BOUNDARY_AFTER = r"(?![A-Za-z0-9-])"
@@ -117,7 +122,9 @@ def _mask_scalar(value: Any, rules: Sequence[MaskRule]) -> Any:
     return value
 
 
-def normalize(snapshot: dict[str, Any], rules: Sequence[MaskRule], *, mask_run_identities: bool = True) -> dict:
+def normalize(
+    snapshot: dict[str, Any], rules: Sequence[MaskRule], *, mask_run_identities: bool = True
+) -> dict:
     """A masked copy of `snapshot`. The `harness` section (never compared) is copied unchanged."""
     all_rules = list(rules) + (run_identity_rules(snapshot) if mask_run_identities else [])
     active = [rule for rule in all_rules if any(glob.matches_everything for glob in rule.scope)]

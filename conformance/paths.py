@@ -91,7 +91,9 @@ def _path_tokens(text: str) -> list[tuple[Segment, int]]:
         if not match or (match.start() == 0 and text.startswith(".")):
             return list(_tokens(text, allow_wildcards=False))  # raises PathSyntaxError saying where
         key, index, quoted = match.groups()
-        segment: Segment = key if key is not None else int(index) if index is not None else _UNESCAPE.sub(r"\1", quoted)
+        segment: Segment = (
+            key if key is not None else int(index) if index is not None else _UNESCAPE.sub(r"\1", quoted)
+        )
         position = match.end()
         tokens.append((segment, position))
     if not tokens:
@@ -269,6 +271,8 @@ class GlobIndex(Generic[T]):
         narrowed: GlobIndex[T] = GlobIndex()
         narrowed._exact = {key: values for key, values in self._exact.items() if key.startswith(path)}
         narrowed._wildcards = [
-            entry for entry in self._wildcards if entry[1].prefix.startswith(path) or path.startswith(entry[1].prefix)
+            entry
+            for entry in self._wildcards
+            if entry[1].prefix.startswith(path) or path.startswith(entry[1].prefix)
         ]
         return narrowed

@@ -22,16 +22,24 @@ _OUTCOME = pytest.StashKey[Any]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("parity", "parity conformance checks")
-    group.addoption("--parity-config", metavar="FILE", help="run parity's checks for this parity.yaml as tests")
     group.addoption(
-        "--parity-snapshots", metavar="DIR", help="compare stored snapshots (<target>.json) instead of running targets"
+        "--parity-config", metavar="FILE", help="run parity's checks for this parity.yaml as tests"
     )
     group.addoption(
-        "--parity-update-baselines", action="store_true", help="write new and changed golden baselines (atomically)"
+        "--parity-snapshots",
+        metavar="DIR",
+        help="compare stored snapshots (<target>.json) instead of running targets",
+    )
+    group.addoption(
+        "--parity-update-baselines",
+        action="store_true",
+        help="write new and changed golden baselines (atomically)",
     )
 
 
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
     option = config.getoption("parity_config")
     if not option:
         return
@@ -45,7 +53,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     parity_file = ParityFile.from_parent(session, path=loaded.path, loaded=loaded)
     parity_items = parity_file.collect()
     # Collection proper is over: report these items so the "collected N items" count includes them.
-    config.hook.pytest_collectreport(report=pytest.CollectReport(parity_file.nodeid, "passed", None, parity_items))
+    config.hook.pytest_collectreport(
+        report=pytest.CollectReport(parity_file.nodeid, "passed", None, parity_items)
+    )
     items.extend(parity_items)
 
 
@@ -73,7 +83,9 @@ class ParityFile(pytest.File):
         names = [f"{pair.left}~{pair.right}" for pair in config.resolved_comparisons()]
         names += [f"baseline:{target}" for target in config.targets]
         items: list[pytest.Item] = [
-            ParityCategoryItem.from_parent(self, name=f"{name}::{category}", comparison=name, category=category)
+            ParityCategoryItem.from_parent(
+                self, name=f"{name}::{category}", comparison=name, category=category
+            )
             for name in names
             for category in CATEGORIES
         ]

@@ -59,7 +59,12 @@ def _base(label: str, hostname: str, platform: str, started_at: str, pid: int) -
             "passwd_home": "/home/app",
             "shell": "/bin/sh",
             "umask": "0022",
-            "capabilities": {"effective": [], "permitted": [], "bounding": ["CAP_CHOWN", "CAP_KILL"], "ambient": []},
+            "capabilities": {
+                "effective": [],
+                "permitted": [],
+                "bounding": ["CAP_CHOWN", "CAP_KILL"],
+                "ambient": [],
+            },
             "no_new_privs": 0,
             "seccomp": 0,
         },
@@ -71,12 +76,29 @@ def _base(label: str, hostname: str, platform: str, started_at: str, pid: int) -
                 "region_source": "AWS_REGION",
             },
             "secret_files": {
-                "/etc/app/db.conf": {"type": "file", "mode": "0440", "uid": 0, "gid": 2000, "size": 24, "hmac": secret("db")}
+                "/etc/app/db.conf": {
+                    "type": "file",
+                    "mode": "0440",
+                    "uid": 0,
+                    "gid": 2000,
+                    "size": 24,
+                    "hmac": secret("db"),
+                }
             },
         },
         "metrics": {
-            "statsd": {"host": "localhost", "port": 8125, "source": {"host": "STATSD_HOST", "port": "STATSD_PORT"}, "resolved": ["127.0.0.1"]},
-            "dogstatsd": {"host": "localhost", "port": 8125, "source": {"host": "default", "port": "default"}, "resolved": ["127.0.0.1"]},
+            "statsd": {
+                "host": "localhost",
+                "port": 8125,
+                "source": {"host": "STATSD_HOST", "port": "STATSD_PORT"},
+                "resolved": ["127.0.0.1"],
+            },
+            "dogstatsd": {
+                "host": "localhost",
+                "port": 8125,
+                "source": {"host": "default", "port": "default"},
+                "resolved": ["127.0.0.1"],
+            },
             "test_metric": {
                 "sent": True,
                 "target": "localhost:8125",
@@ -106,12 +128,23 @@ def _base(label: str, hostname: str, platform: str, started_at: str, pid: int) -
         },
         "filesystem": {
             "paths": {
-                "/home/app": {"type": "dir", "mode": "0755", "uid": 1000, "gid": 1000, "writable": True, "mount": "/"},
+                "/home/app": {
+                    "type": "dir",
+                    "mode": "0755",
+                    "uid": 1000,
+                    "gid": 1000,
+                    "writable": True,
+                    "mount": "/",
+                },
                 "/tmp": {"type": "dir", "mode": "1777", "uid": 0, "gid": 0, "writable": True, "mount": "/"},
             },
             "mounts": {
                 "/": {"fstype": "overlay", "ro": False, "options": ["rw", "relatime"]},
-                "/dev/shm": {"fstype": "tmpfs", "ro": False, "options": ["rw", "nosuid", "nodev", "noexec", "relatime", "size=65536k"]},
+                "/dev/shm": {
+                    "fstype": "tmpfs",
+                    "ro": False,
+                    "options": ["rw", "nosuid", "nodev", "noexec", "relatime", "size=65536k"],
+                },
             },
         },
         "network": {
@@ -135,12 +168,30 @@ def _base(label: str, hostname: str, platform: str, started_at: str, pid: int) -
             },
             "os": {"id": "debian", "version_id": "12", "pretty_name": "Debian GNU/Linux 12 (bookworm)"},
             "arch": "x86_64",
-            "locale": {"LANG": "C.UTF-8", "LC_ALL": None, "LC_CTYPE": None, "preferred_encoding": "UTF-8", "filesystem_encoding": "utf-8"},
-            "tz": {"TZ": None, "localtime_link": "/usr/share/zoneinfo/Etc/UTC", "timezone_file": "Etc/UTC", "tzname": ["UTC", "UTC"]},
+            "locale": {
+                "LANG": "C.UTF-8",
+                "LC_ALL": None,
+                "LC_CTYPE": None,
+                "preferred_encoding": "UTF-8",
+                "filesystem_encoding": "utf-8",
+            },
+            "tz": {
+                "TZ": None,
+                "localtime_link": "/usr/share/zoneinfo/Etc/UTC",
+                "timezone_file": "Etc/UTC",
+                "tzname": ["UTC", "UTC"],
+            },
         },
         "resources": {
             "cpu": {"count": 2, "affinity": [0, 1]},
-            "cgroup": {"version": 1, "cpu_quota_us": 100000, "cpu_period_us": 100000, "cpu_limit_cores": 1.0, "cpu_weight": None, "memory_limit_bytes": 1073741824},
+            "cgroup": {
+                "version": 1,
+                "cpu_quota_us": 100000,
+                "cpu_period_us": 100000,
+                "cpu_limit_cores": 1.0,
+                "cpu_weight": None,
+                "memory_limit_bytes": 1073741824,
+            },
             "memory": {"meminfo_total_bytes": 8 * 1024**3},
             "shm": {"size_bytes": 67108864, "fstype": "tmpfs"},
             "rlimits": {"nofile": [1048576, 1048576]},
@@ -187,20 +238,27 @@ def kubernetes_snapshot() -> dict[str, Any]:
         "token_file": "/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
     }
     snapshot["filesystem"]["paths"]["/var/run/secrets/kubernetes.io/serviceaccount/token"] = {
-        "type": "symlink", "link_target": "..data/token", "mount": "/var/run/secrets/kubernetes.io/serviceaccount"
+        "type": "symlink",
+        "link_target": "..data/token",
+        "mount": "/var/run/secrets/kubernetes.io/serviceaccount",
     }
-    snapshot["filesystem"]["paths"]["/var/run/secrets/kubernetes.io/serviceaccount/..2025_11_22_11_33_00.123456789"] = {
-        "type": "dir", "mode": "0755", "uid": 0, "gid": 0
-    }
+    snapshot["filesystem"]["paths"][
+        "/var/run/secrets/kubernetes.io/serviceaccount/..2025_11_22_11_33_00.123456789"
+    ] = {"type": "dir", "mode": "0755", "uid": 0, "gid": 0}
     snapshot["network"]["hosts_header"] = "# Kubernetes-managed hosts file."
     snapshot["network"]["hosts"].append({"ip": "10.1.2.3", "names": ["trainer-7d9f8-x2x4z"]})
-    snapshot["context"]["evidence"] = ["KUBERNETES_SERVICE_HOST", "/var/run/secrets/kubernetes.io/serviceaccount"]
+    snapshot["context"]["evidence"] = [
+        "KUBERNETES_SERVICE_HOST",
+        "/var/run/secrets/kubernetes.io/serviceaccount",
+    ]
     snapshot["env"]["count"] = len(snapshot["env"]["vars"])
     return snapshot
 
 
 def sagemaker_snapshot() -> dict[str, Any]:
-    snapshot = _base("sagemaker", "ip-10-0-119-27.ec2.internal", "sagemaker-training", "2025-11-22T11:35:10Z", 23)
+    snapshot = _base(
+        "sagemaker", "ip-10-0-119-27.ec2.internal", "sagemaker-training", "2025-11-22T11:35:10Z", 23
+    )
     snapshot["env"]["vars"].update(
         {
             "TRAINING_JOB_NAME": "trainer-2025-11-22-11-35-01-123",
@@ -214,10 +272,18 @@ def sagemaker_snapshot() -> dict[str, Any]:
         "relative_uri": "/v2/credentials/1f3d3b2b-0f1a-4b7a-9c8b-5d3a2f1e0c9b"
     }
     snapshot["filesystem"]["paths"]["/opt/ml/input/config/hyperparameters.json"] = {
-        "type": "file", "mode": "0644", "uid": 0, "gid": 0, "size": 58
+        "type": "file",
+        "mode": "0644",
+        "uid": 0,
+        "gid": 0,
+        "size": 58,
     }
     snapshot["network"]["hosts"].append({"ip": "10.0.119.27", "names": ["ip-10-0-119-27.ec2.internal"]})
-    snapshot["network"]["resolv_conf"] = {"nameservers": ["10.0.0.2"], "search": ["ec2.internal"], "options": []}
+    snapshot["network"]["resolv_conf"] = {
+        "nameservers": ["10.0.0.2"],
+        "search": ["ec2.internal"],
+        "options": [],
+    }
     snapshot["context"]["evidence"] = ["TRAINING_JOB_NAME", "/opt/ml/input/config"]
     snapshot["env"]["count"] = len(snapshot["env"]["vars"])
     return snapshot

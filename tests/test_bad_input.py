@@ -44,38 +44,94 @@ def one_line_error(*args: str) -> str:
         ("targets: [unclosed", "parity.yaml: line 1, column 19: invalid YAML"),
         ("- just\n- a list", "parity.yaml: expected a mapping at the top level"),
         (TARGETS + "contract: {ignoore: [env.vars.X]}", "parity.yaml: contract.ignoore: unknown field"),
-        (TARGETS + "contract: {ignore: ['env.vars[x']}", "parity.yaml: contract.ignore.0: bad path pattern 'env.vars[x': unclosed '['"),
-        (TARGETS + "contract: {present: [enviroment.vars.X]}", "parity.yaml: contract.present.0: bad path pattern 'enviroment.vars.X': unknown snapshot section 'enviroment'"),
+        (
+            TARGETS + "contract: {ignore: ['env.vars[x']}",
+            "parity.yaml: contract.ignore.0: bad path pattern 'env.vars[x': unclosed '['",
+        ),
+        (
+            TARGETS + "contract: {present: [enviroment.vars.X]}",
+            "parity.yaml: contract.present.0: bad path pattern 'enviroment.vars.X': unknown snapshot section 'enviroment'",
+        ),
         (TARGETS + "contract: {sets: [identity..groups]}", "parity.yaml: contract.sets.0: bad path pattern"),
-        (TARGETS + "contract: {platform_only: {ecs: [env.vars.X]}}", "parity.yaml: contract.platform_only.ecs: not an allowed key"),
-        (TARGETS + "contract: {severity: {categories: {env: urgent}}}", "parity.yaml: contract.severity.categories.env: Input should be 'critical'"),
-        (TARGETS + "contract: {severity: {paths: {'env.vars.[': low}}}", "parity.yaml: contract.severity.paths.env.vars.[: bad path pattern"),
-        (TARGETS + "contract: {normalize: [{name: X, pattern: '(', paths: ['*']}]}", "parity.yaml: contract.normalize.0.pattern: not a valid regular expression"),
-        (TARGETS + "contract: {equivalent: [{left: 'env.vars.*', right: env.vars.B}]}", "parity.yaml: contract.equivalent.0.left: an equivalence names one value"),
-        (TARGETS + "contract: {extends: parent}", "parity.yaml: contract.extends: Input should be 'default' or 'none'"),
-        (TARGETS + "waivers: [{path: env.vars.X, owner: me}]", "parity.yaml: waivers.0.reason: required field is missing"),
-        (TARGETS + "waivers: [{path: env.vars.X, owner: me, reason: ''}]", "parity.yaml: waivers.0.reason: String should have at least 1 character"),
-        (TARGETS + "waivers: [{reason: r, owner: me}]", "parity.yaml: waivers.0: a waiver needs an 'id' or a 'path'"),
-        (TARGETS + "waivers: [{path: env.vars.X, reason: r, owner: me, expires: 2025-13-01}]", "parity.yaml: waivers.0.expires: Input should be a valid date"),
-        (TARGETS + "waivers: [{path: env.vars.X, reason: r, owner: me, expires: next week}]", "parity.yaml: waivers.0.expires: Input should be a valid date"),
-        (TARGETS + "waivers: [{path: 'env.vars.[', reason: r, owner: me}]", "parity.yaml: waivers.0.path: bad path pattern"),
-        (TARGETS + "waivers: [{path: env.vars.X, reason: r, owner: me, comparison: k8s~sm}]", "parity.yaml: waivers.0.comparison: no comparison 'k8s~sm' (comparisons: k8s~sagemaker, baseline:k8s, baseline:sagemaker)"),
-        (TARGETS + "comparisons: [{left: k8s, right: ecs}]", "parity.yaml: comparisons.0.right: unknown target 'ecs' (targets: k8s, sagemaker)"),
-        (TARGETS.replace("platform: sagemaker", "platform: ecs"), "parity.yaml: targets.sagemaker.platform: Input should be 'kubernetes' or 'sagemaker'"),
+        (
+            TARGETS + "contract: {platform_only: {ecs: [env.vars.X]}}",
+            "parity.yaml: contract.platform_only.ecs: not an allowed key",
+        ),
+        (
+            TARGETS + "contract: {severity: {categories: {env: urgent}}}",
+            "parity.yaml: contract.severity.categories.env: Input should be 'critical'",
+        ),
+        (
+            TARGETS + "contract: {severity: {paths: {'env.vars.[': low}}}",
+            "parity.yaml: contract.severity.paths.env.vars.[: bad path pattern",
+        ),
+        (
+            TARGETS + "contract: {normalize: [{name: X, pattern: '(', paths: ['*']}]}",
+            "parity.yaml: contract.normalize.0.pattern: not a valid regular expression",
+        ),
+        (
+            TARGETS + "contract: {equivalent: [{left: 'env.vars.*', right: env.vars.B}]}",
+            "parity.yaml: contract.equivalent.0.left: an equivalence names one value",
+        ),
+        (
+            TARGETS + "contract: {extends: parent}",
+            "parity.yaml: contract.extends: Input should be 'default' or 'none'",
+        ),
+        (
+            TARGETS + "waivers: [{path: env.vars.X, owner: me}]",
+            "parity.yaml: waivers.0.reason: required field is missing",
+        ),
+        (
+            TARGETS + "waivers: [{path: env.vars.X, owner: me, reason: ''}]",
+            "parity.yaml: waivers.0.reason: String should have at least 1 character",
+        ),
+        (
+            TARGETS + "waivers: [{reason: r, owner: me}]",
+            "parity.yaml: waivers.0: a waiver needs an 'id' or a 'path'",
+        ),
+        (
+            TARGETS + "waivers: [{path: env.vars.X, reason: r, owner: me, expires: 2025-13-01}]",
+            "parity.yaml: waivers.0.expires: Input should be a valid date",
+        ),
+        (
+            TARGETS + "waivers: [{path: env.vars.X, reason: r, owner: me, expires: next week}]",
+            "parity.yaml: waivers.0.expires: Input should be a valid date",
+        ),
+        (
+            TARGETS + "waivers: [{path: 'env.vars.[', reason: r, owner: me}]",
+            "parity.yaml: waivers.0.path: bad path pattern",
+        ),
+        (
+            TARGETS + "waivers: [{path: env.vars.X, reason: r, owner: me, comparison: k8s~sm}]",
+            "parity.yaml: waivers.0.comparison: no comparison 'k8s~sm' (comparisons: k8s~sagemaker, baseline:k8s, baseline:sagemaker)",
+        ),
+        (
+            TARGETS + "comparisons: [{left: k8s, right: ecs}]",
+            "parity.yaml: comparisons.0.right: unknown target 'ecs' (targets: k8s, sagemaker)",
+        ),
+        (
+            TARGETS.replace("platform: sagemaker", "platform: ecs"),
+            "parity.yaml: targets.sagemaker.platform: Input should be 'kubernetes' or 'sagemaker'",
+        ),
         ("suite: nightly", "parity.yaml: targets: no targets: declare at least one target to check"),
         ("suite: 'bad/suite'\n" + TARGETS, "parity.yaml: suite: String should match pattern"),
     ],
 )
 def test_a_malformed_parity_yaml_exits_2_naming_file_and_field(workdir: Path, config: str, expected: str):
     (workdir / "parity.yaml").write_text(config)
-    assert one_line_error("check", "-c", "parity.yaml", "--snapshots", "snapshots").startswith(f"parity: {expected}")
+    assert one_line_error("check", "-c", "parity.yaml", "--snapshots", "snapshots").startswith(
+        f"parity: {expected}"
+    )
 
 
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
         ('{"schema": "parity.snapshot/v1", "probe": {', "bad.json: line 1, column 44: invalid JSON"),
-        ('{"schema": "parity.snapshot/v7"}', "bad.json: schema: unknown snapshot schema 'parity.snapshot/v7'"),
+        (
+            '{"schema": "parity.snapshot/v7"}',
+            "bad.json: schema: unknown snapshot schema 'parity.snapshot/v7'",
+        ),
         ('{"hello": 1}', "bad.json: schema: missing: not a parity snapshot"),
         ("", "bad.json: empty file"),
         ("[1, 2]", "bad.json: not a parity snapshot (expected a JSON object, got list)"),

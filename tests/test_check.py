@@ -82,15 +82,24 @@ def test_diff_takes_the_contract_and_waivers_from_parity_yaml(project: Path):
     broken = sagemaker_snapshot()
     broken["identity"]["uid"] = 0
     write_snapshots(project, kubernetes_snapshot(), broken)
-    write_config(project, waivers=[{"path": "identity.uid", "reason": "until the entrypoint drops root", "owner": "ml-platform"}])
-    result = invoke("diff", "snapshots/k8s.json", "snapshots/sagemaker.json", "-c", "parity.yaml", "--format", "json")
+    write_config(
+        project,
+        waivers=[
+            {"path": "identity.uid", "reason": "until the entrypoint drops root", "owner": "ml-platform"}
+        ],
+    )
+    result = invoke(
+        "diff", "snapshots/k8s.json", "snapshots/sagemaker.json", "-c", "parity.yaml", "--format", "json"
+    )
     assert result.exit_code == 0
     (divergence,) = json.loads(result.stdout)["comparisons"][0]["divergences"]
     assert divergence["waived"] and divergence["waiver"]["owner"] == "ml-platform"
 
 
 def test_diff_writes_the_report_to_out(project: Path):
-    result = invoke("diff", "snapshots/k8s.json", "snapshots/sagemaker.json", "--format", "markdown", "--out", "r.md")
+    result = invoke(
+        "diff", "snapshots/k8s.json", "snapshots/sagemaker.json", "--format", "markdown", "--out", "r.md"
+    )
     assert result.exit_code == 0 and result.stdout == ""
     assert "parity holds" in (project / "r.md").read_text().lower()
 
@@ -209,7 +218,10 @@ def test_a_malformed_baseline_exits_2_naming_the_file(project: Path, content: st
 
 def test_an_expired_waiver_fails_the_check_and_says_so(project: Path):
     check("--update-baselines")
-    write_config(project, waivers=[{"path": "identity.uid", "reason": "temporary", "owner": "me", "expires": "2020-01-01"}])
+    write_config(
+        project,
+        waivers=[{"path": "identity.uid", "reason": "temporary", "owner": "me", "expires": "2020-01-01"}],
+    )
     result = check("--format", "markdown")
     assert result.exit_code == 1
     assert "expired" in result.stdout and "identity.uid" in result.stdout
@@ -221,7 +233,10 @@ def test_out_dir_holds_every_report_and_the_snapshots(project: Path):
     names = sorted(p.name for p in (project / "out").iterdir())
     assert names == ["report.html", "report.json", "report.junit.xml", "report.md", "snapshots"]
     report = json.loads((project / "out/report.json").read_text())
-    assert report["snapshots"] == {"k8s": "out/snapshots/k8s.json", "sagemaker": "out/snapshots/sagemaker.json"}
+    assert report["snapshots"] == {
+        "k8s": "out/snapshots/k8s.json",
+        "sagemaker": "out/snapshots/sagemaker.json",
+    }
     assert result.stdout.startswith("<?xml")
 
 
@@ -239,7 +254,9 @@ def fake_run_target(calls: list):
     return run_target
 
 
-def test_check_runs_every_target_in_its_own_thread_with_one_hash_key(project: Path, monkeypatch: pytest.MonkeyPatch):
+def test_check_runs_every_target_in_its_own_thread_with_one_hash_key(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+):
     calls: list = []
     monkeypatch.setattr(runner, "run_target", fake_run_target(calls))
     outcome = run_check(load_config("parity.yaml"), update_baselines=True)
@@ -251,7 +268,9 @@ def test_check_runs_every_target_in_its_own_thread_with_one_hash_key(project: Pa
     assert [change.status for change in outcome.baselines] == ["new", "new"]
 
 
-def test_an_infrastructure_failure_in_one_target_exits_3_with_what_to_do(project: Path, monkeypatch: pytest.MonkeyPatch):
+def test_an_infrastructure_failure_in_one_target_exits_3_with_what_to_do(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+):
     def run_target(loaded, target, hash_key):
         if target == "sagemaker":
             raise InfrastructureError("image 'compat:test' is missing", "build it with docker build")

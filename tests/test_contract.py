@@ -43,7 +43,9 @@ def test_a_repository_contract_extends_the_default_unless_it_says_none():
 
 
 def test_severity_categories_are_overridden_by_the_repository():
-    contract = load_contract(ContractConfig.model_validate({"severity": {"categories": {"network": "critical"}}}))
+    contract = load_contract(
+        ContractConfig.model_validate({"severity": {"categories": {"network": "critical"}}})
+    )
     assert contract.severity_of("network", None) == "critical"
     assert contract.severity_of("env", None) == "high"  # the default's
 
@@ -53,10 +55,16 @@ def test_severity_categories_are_overridden_by_the_repository():
     [
         ({"ignore": ["env..x"]}, "contract.ignore.0"),
         ({"present": ["ok.x"]}, "contract.present.0"),
-        ({"platform_only": {"sagemaker": ["env.vars.A", "env.vars['B"]}}, "contract.platform_only.sagemaker.1"),
+        (
+            {"platform_only": {"sagemaker": ["env.vars.A", "env.vars['B"]}},
+            "contract.platform_only.sagemaker.1",
+        ),
         ({"sets": ["identity.groups[x]"]}, "contract.sets.0"),
         ({"severity": {"paths": {"env.vars.": "low"}}}, "contract.severity.paths.env.vars."),
-        ({"normalize": [{"name": "A", "pattern": "a", "paths": ["env", "bogus"]}]}, "contract.normalize.0.paths.1"),
+        (
+            {"normalize": [{"name": "A", "pattern": "a", "paths": ["env", "bogus"]}]},
+            "contract.normalize.0.paths.1",
+        ),
         ({"equivalent": [{"left": "env.vars.A*", "right": "env.vars.B"}]}, "contract.equivalent.0.left"),
     ],
 )
@@ -67,7 +75,10 @@ def test_a_bad_path_pattern_names_the_file_and_field(config, field):
 
 
 def test_platform_comes_from_the_harness_then_the_probe():
-    assert platform_of({"harness": {"platform": "sagemaker"}, "context": {"platform": "kubernetes"}}).name == "sagemaker"
+    assert (
+        platform_of({"harness": {"platform": "sagemaker"}, "context": {"platform": "kubernetes"}}).name
+        == "sagemaker"
+    )
     assert platform_of({"context": {"platform": "sagemaker-processing"}}).name == "sagemaker"
     unknown = platform_of({"context": {"platform": "local"}})
     assert unknown.name is None and "detected local" in unknown.evidence
@@ -94,7 +105,14 @@ def _comparison(*paths: str, name: str = "k8s~sagemaker") -> ComparisonResult:
         left="k8s",
         right="sagemaker",
         divergences=[
-            Divergence(id=f"env-{n:010d}", comparison=name, category="env", path=path, kind="changed", severity="high")
+            Divergence(
+                id=f"env-{n:010d}",
+                comparison=name,
+                category="env",
+                path=path,
+                kind="changed",
+                severity="high",
+            )
             for n, path in enumerate(paths)
         ],
     )
@@ -133,13 +151,19 @@ def test_an_expired_waiver_stops_waiving_and_is_reported():
 
 def test_a_waiver_is_valid_through_its_expiry_date():
     comparison = _comparison("env.vars.A")
-    notes = apply_waivers([comparison], compile_waivers([_waiver(path="env.vars.A", expires=TODAY)], "p"), TODAY)
+    notes = apply_waivers(
+        [comparison], compile_waivers([_waiver(path="env.vars.A", expires=TODAY)], "p"), TODAY
+    )
     assert comparison.divergences[0].waived and notes == []
 
 
 def test_a_waiver_that_matches_nothing_is_reported_as_unused():
-    notes = apply_waivers([_comparison("env.vars.A")], compile_waivers([_waiver(path="identity.uid")], "p"), TODAY)
-    assert [(n.problem, n.selector, n.owner) for n in notes] == [("unused", "path identity.uid", "platform-team")]
+    notes = apply_waivers(
+        [_comparison("env.vars.A")], compile_waivers([_waiver(path="identity.uid")], "p"), TODAY
+    )
+    assert [(n.problem, n.selector, n.owner) for n in notes] == [
+        ("unused", "path identity.uid", "platform-team")
+    ]
 
 
 def test_a_waiver_with_a_bad_path_names_its_field():

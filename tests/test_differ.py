@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.snapshot_factory import KEY_ID, kubernetes_snapshot, sagemaker_snapshot, secret
 
 from conformance.config import ContractConfig, Equivalence
 from conformance.contract import load_contract
 from conformance.differ import Side, diff_snapshots
 from conformance.paths import parse_path
+from tests.snapshot_factory import KEY_ID, kubernetes_snapshot, sagemaker_snapshot, secret
 
 DEFAULT = load_contract()
 BARE = load_contract(ContractConfig(extends="none"))
@@ -66,7 +66,9 @@ def test_kinds_missing_extra_changed_and_type_changed():
     assert found["resources.cgroup.memory_limit_bytes"].kind == "changed"
 
 
-@pytest.mark.parametrize(("left", "right"), [(1, 1.0), (1, True), (0, False), ([1], ["1"]), ({"a": 1}, {"a": True})])
+@pytest.mark.parametrize(
+    ("left", "right"), [(1, 1.0), (1, True), (0, False), ([1], ["1"]), ({"a": 1}, {"a": True})]
+)
 def test_values_python_calls_equal_but_json_types_differ_are_divergences(left, right):
     a, b = kubernetes_snapshot(), kubernetes_snapshot()
     a["hyperparameters"]["sources"]["/etc/hp/hyperparameters.json"]["values"]["x"] = left
@@ -87,7 +89,11 @@ def test_an_inserted_list_item_is_one_divergence_not_a_cascade():
     left, right = kubernetes_snapshot(), kubernetes_snapshot()
     right["runtime"]["python"]["sys_path"].insert(1, "/opt/extra")
     (divergence,) = diff(left, right, labels=("a", "b"))
-    assert (divergence.path, divergence.kind, divergence.right) == ("runtime.python.sys_path[1]", "extra", "/opt/extra")
+    assert (divergence.path, divergence.kind, divergence.right) == (
+        "runtime.python.sys_path[1]",
+        "extra",
+        "/opt/extra",
+    )
 
 
 def test_reordered_list_is_reported_but_a_declared_set_is_not():
@@ -182,7 +188,10 @@ def test_baselines_compare_without_the_cross_platform_rules():
 
 
 def test_equivalent_paths_are_compared_across_sides():
-    kubernetes_file, sagemaker_file = "/etc/hp/hyperparameters.json", "/opt/ml/input/config/hyperparameters.json"
+    kubernetes_file, sagemaker_file = (
+        "/etc/hp/hyperparameters.json",
+        "/opt/ml/input/config/hyperparameters.json",
+    )
     contract = load_contract(
         ContractConfig(
             equivalent=[
@@ -210,7 +219,9 @@ def test_equivalent_paths_are_compared_across_sides():
 
 
 def test_severity_comes_from_the_category_then_the_last_matching_path_rule():
-    contract = load_contract(ContractConfig.model_validate({"severity": {"paths": {"env.vars.LANG": "info"}}}))
+    contract = load_contract(
+        ContractConfig.model_validate({"severity": {"paths": {"env.vars.LANG": "info"}}})
+    )
     left, right = kubernetes_snapshot(), kubernetes_snapshot()
     right["env"]["vars"]["LANG"] = "en_US.UTF-8"
     right["env"]["vars"]["STATSD_HOST"] = "10.0.0.5"
@@ -298,13 +309,21 @@ trees = st.recursive(
     lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(keys, children, max_size=4)),
     max_leaves=20,
 )
-sections = st.sampled_from(["env", "identity", "resources", "network", "errors", "filesystem", "hyperparameters"])
+sections = st.sampled_from(
+    ["env", "identity", "resources", "network", "errors", "filesystem", "hyperparameters"]
+)
 
 
 @st.composite
 def snapshots(draw) -> dict[str, Any]:
     snapshot = {section: draw(trees) for section in draw(st.sets(sections, max_size=4))}
-    snapshot["probe"] = {"hash": {"algorithm": "hmac-sha256", "comparable": draw(st.booleans()), "key_id": draw(st.sampled_from(["k1", "k2"]))}}
+    snapshot["probe"] = {
+        "hash": {
+            "algorithm": "hmac-sha256",
+            "comparable": draw(st.booleans()),
+            "key_id": draw(st.sampled_from(["k1", "k2"])),
+        }
+    }
     snapshot["context"] = {"platform": draw(st.sampled_from(["kubernetes", "sagemaker-training", "docker"]))}
     return snapshot
 
@@ -327,7 +346,12 @@ MIRROR = {"missing": "extra", "extra": "missing", "changed": "changed", "type_ch
 
 def shape(divergences, mirrored: bool = False) -> list[tuple]:
     return sorted(
-        (d.path, MIRROR[d.kind] if mirrored else d.kind, repr(d.right if mirrored else d.left), repr(d.left if mirrored else d.right))
+        (
+            d.path,
+            MIRROR[d.kind] if mirrored else d.kind,
+            repr(d.right if mirrored else d.left),
+            repr(d.left if mirrored else d.right),
+        )
         for d in divergences
     )
 
@@ -354,9 +378,14 @@ def test_every_divergence_path_exists_in_one_of_the_inputs(pair, contract):
 
 def _exists(tree: Any, path: str) -> bool:
     for segment in parse_path(path):
-        if isinstance(segment, int) and isinstance(tree, list) and segment < len(tree):
-            tree = tree[segment]
-        elif isinstance(segment, str) and isinstance(tree, dict) and segment in tree:
+        if (
+            isinstance(segment, int)
+            and isinstance(tree, list)
+            and segment < len(tree)
+            or isinstance(segment, str)
+            and isinstance(tree, dict)
+            and segment in tree
+        ):
             tree = tree[segment]
         else:
             return False

@@ -10,7 +10,9 @@ import pytest
 from conformance.hints import BULK_MISSING_ENV, HintContext, hint_for
 from tests.snapshot_factory import secret
 
-CONTEXT = HintContext(left_label="k8s", right_label="sagemaker", left_platform="kubernetes", right_platform="sagemaker")
+CONTEXT = HintContext(
+    left_label="k8s", right_label="sagemaker", left_platform="kubernetes", right_platform="sagemaker"
+)
 
 
 @dataclass
@@ -55,19 +57,28 @@ class Found:
             Found("env.vars.PATH", "changed", "/a:/b:/c", "/b:/a:/c"),
             ["same entries in a different order", "entry 0 is '/a' on k8s and '/b' on sagemaker"],
         ),
-        (Found("env.vars.PYTHONPATH", "changed", "/a:/b", "/a:/c"), ["only on k8s: /b", "only on sagemaker: /c"]),
+        (
+            Found("env.vars.PYTHONPATH", "changed", "/a:/b", "/a:/c"),
+            ["only on k8s: /b", "only on sagemaker: /c"],
+        ),
         (
             Found("spark.defaults['spark.sql.shuffle.partitions']", "missing", "200"),
             ["spark.sql.shuffle.partitions is set on k8s only", "spark-defaults.conf"],
         ),
-        (Found("network.fqdn", "changed", "<HOSTNAME>.ns.svc.cluster.local", "<HOSTNAME>"), ["algo-N", "resourceconfig.json"]),
+        (
+            Found("network.fqdn", "changed", "<HOSTNAME>.ns.svc.cluster.local", "<HOSTNAME>"),
+            ["algo-N", "resourceconfig.json"],
+        ),
         (Found("env.vars.MODEL_BUCKET", "missing", "s3://models"), ["MODEL_BUCKET is set on k8s only"]),
         (
             Found("env.vars.REDIS_PORT", "missing", "tcp://10.100.3.4:6379"),
             ["service-link variable", "enableServiceLinks"],
         ),
         (Found("identity.capabilities.bounding", "missing", "CAP_NET_RAW"), ["capability"]),
-        (Found("process.signals.SIGTERM", "changed", "handled", "default"), ["exec \"$@\"", "SIGKILL 120 s later"]),
+        (
+            Found("process.signals.SIGTERM", "changed", "handled", "default"),
+            ['exec "$@"', "SIGKILL 120 s later"],
+        ),
     ],
 )
 def test_known_bug_classes_are_explained(found, expected):
@@ -86,4 +97,6 @@ def test_many_missing_variables_point_at_the_environment_cap():
 
 
 def test_a_divergence_no_class_knows_has_no_hint():
-    assert hint_for(Found("resources.rlimits.nofile", "changed", [1024, 4096], [65536, 65536]), CONTEXT) is None
+    assert (
+        hint_for(Found("resources.rlimits.nofile", "changed", [1024, 4096], [65536, 65536]), CONTEXT) is None
+    )

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.snapshot_factory import kubernetes_snapshot, sagemaker_snapshot, secret
 
 from conformance.contract import load_contract
 from conformance.differ import Side, diff_snapshots
 from conformance.normalize import MaskRule, json_type, mask_secrets, mask_text, normalize, parse_quantity
+from tests.snapshot_factory import kubernetes_snapshot, sagemaker_snapshot, secret
 
 DEFAULT = load_contract()
 
@@ -40,7 +40,9 @@ def test_sagemaker_run_values_are_masked_with_named_placeholders():
 def test_meaningful_values_are_left_alone():
     normalized = DEFAULT.normalize(kubernetes_snapshot())
     assert normalized["env"]["vars"]["STATSD_HOST"] == "localhost"
-    assert normalized["env"]["vars"]["KUBERNETES_SERVICE_HOST"] == "10.100.0.1"  # IPs outside network.hosts stay
+    assert (
+        normalized["env"]["vars"]["KUBERNETES_SERVICE_HOST"] == "10.100.0.1"
+    )  # IPs outside network.hosts stay
     assert normalized["network"]["hosts"][0] == {"ip": "127.0.0.1", "names": ["localhost"]}
     assert normalized["identity"]["uid"] == 1000
     assert normalized["process"]["is_pid1"] is False
@@ -87,7 +89,10 @@ def test_keys_whose_masked_forms_collide_keep_their_original_text():
 def test_a_rule_covering_one_variable_does_not_rename_the_variable():
     rule = MaskRule.build("JOB", ".+", ["env.vars.JOB_ID"])
     snapshot = {"env": {"vars": {"JOB_ID": "job-1234", "OTHER": "job-1234"}}}
-    assert normalize(snapshot, [rule], mask_run_identities=False)["env"]["vars"] == {"JOB_ID": "<JOB>", "OTHER": "job-1234"}
+    assert normalize(snapshot, [rule], mask_run_identities=False)["env"]["vars"] == {
+        "JOB_ID": "<JOB>",
+        "OTHER": "job-1234",
+    }
 
 
 def test_numbers_become_placeholders_only_when_the_rule_matches_them_whole():
@@ -107,7 +112,11 @@ def test_masking_in_baselines_hides_secret_hashes():
 # ---- idempotence -----------------------------------------------------------------------------------------
 
 json_leaves = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=30)
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=30),
 )
 json_values = st.recursive(
     json_leaves,
@@ -117,14 +126,20 @@ json_values = st.recursive(
     max_leaves=25,
 )
 snapshots = st.fixed_dictionaries(
-    {"env": st.fixed_dictionaries({"vars": st.dictionaries(st.text(max_size=10), st.text(max_size=40), max_size=6)})},
+    {
+        "env": st.fixed_dictionaries(
+            {"vars": st.dictionaries(st.text(max_size=10), st.text(max_size=40), max_size=6)}
+        )
+    },
     optional={
         "network": st.fixed_dictionaries({"hostname": st.text(max_size=20)}, optional={"hosts": json_values}),
         "process": json_values,
         "filesystem": json_values,
     },
 )
-patterns = st.sampled_from([r"\d+", "[a-f]+", "ab|ba", "^x", "y$", r"\bq\w*", "(?<=-)[a-z]{2}", ".", "<", "[A-Z]+"])
+patterns = st.sampled_from(
+    [r"\d+", "[a-f]+", "ab|ba", "^x", "y$", r"\bq\w*", "(?<=-)[a-z]{2}", ".", "<", "[A-Z]+"]
+)
 rules = st.lists(
     st.builds(
         lambda name, pattern, scope: MaskRule.build(name, pattern, [scope]),
@@ -183,7 +198,15 @@ def test_quantities_with_units_are_read_as_bytes(value, expected):
 
 @pytest.mark.parametrize(
     ("value", "name"),
-    [(None, "null"), (True, "boolean"), (1, "integer"), (1.0, "number"), ("1", "string"), ([], "array"), ({}, "object")],
+    [
+        (None, "null"),
+        (True, "boolean"),
+        (1, "integer"),
+        (1.0, "number"),
+        ("1", "string"),
+        ([], "array"),
+        ({}, "object"),
+    ],
 )
 def test_json_types_keep_integers_and_booleans_apart(value, name):
     assert json_type(value) == name

@@ -17,7 +17,9 @@ from conformance.paths import (
 )
 
 segments = st.lists(
-    st.one_of(st.integers(min_value=0, max_value=10_000), st.text(min_size=1, max_size=12)), min_size=1, max_size=6
+    st.one_of(st.integers(min_value=0, max_value=10_000), st.text(min_size=1, max_size=12)),
+    min_size=1,
+    max_size=6,
 ).filter(lambda items: isinstance(items[0], str))
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 
 import pytest
 import yaml
 
 # pytester puts sys.modules back after each in-process run: importing what the plugin uses once, here,
 # spares every run re-importing (and assertion-rewriting) the harness.
-import conformance.check  # noqa: F401
+import conformance.check
 import conformance.reports  # noqa: F401
 from conformance.snapshot import dumps_snapshot
 from tests.snapshot_factory import kubernetes_snapshot, sagemaker_snapshot
@@ -37,7 +37,13 @@ def repo(pytester: pytest.Pytester) -> pytest.Pytester:
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     # Without hypothesis' plugin, whose terminal summary would re-import hypothesis in every run.
     return pytester.runpytest(
-        "-p", "no:hypothesispytest", "--parity-config", "parity.yaml", "--parity-snapshots", "snapshots", *args
+        "-p",
+        "no:hypothesispytest",
+        "--parity-config",
+        "parity.yaml",
+        "--parity-snapshots",
+        "snapshots",
+        *args,
     )
 
 
@@ -61,7 +67,9 @@ def test_one_item_per_comparison_and_category_and_a_missing_baseline_fails(repo:
     )
 
 
-def test_update_baselines_then_a_divergence_fails_its_category_with_path_values_and_hint(repo: pytest.Pytester):
+def test_update_baselines_then_a_divergence_fails_its_category_with_path_values_and_hint(
+    repo: pytest.Pytester,
+):
     updated = run(repo, "--parity-update-baselines")
     updated.assert_outcomes(passed=3 * CATEGORY_COUNT + 1)
     updated.stdout.fnmatch_lines(["*parity*", "baseline baselines/default/k8s.json: new"])
@@ -77,7 +85,11 @@ def test_update_baselines_then_a_divergence_fails_its_category_with_path_values_
         " [hyperparameters-bae6fd6bbc]\n  left:  10\n  right: '10'\n  hint:  Hyperparameter stringified"
     ) in output
     suite = ElementTree.parse(repo.path / "report.xml").getroot().find("testsuite")
-    failed = {(case.get("classname"), case.get("name")) for case in suite.iter("testcase") if case.find("failure") is not None}
+    failed = {
+        (case.get("classname"), case.get("name"))
+        for case in suite.iter("testcase")
+        if case.find("failure") is not None
+    }
     assert failed == {
         ("parity.yaml.k8s~sagemaker", "hyperparameters"),
         ("parity.yaml.baseline:sagemaker", "hyperparameters"),
@@ -86,11 +98,15 @@ def test_update_baselines_then_a_divergence_fails_its_category_with_path_values_
 
 def test_an_expired_waiver_fails_the_waivers_item(repo: pytest.Pytester):
     config = yaml.safe_load((repo.path / "parity.yaml").read_text())
-    config["waivers"] = [{"path": "identity.uid", "reason": "temporary", "owner": "ml-platform", "expires": "2020-01-01"}]
+    config["waivers"] = [
+        {"path": "identity.uid", "reason": "temporary", "owner": "ml-platform", "expires": "2020-01-01"}
+    ]
     (repo.path / "parity.yaml").write_text(yaml.safe_dump(config))
     result = run(repo, "--parity-update-baselines")
     result.assert_outcomes(passed=3 * CATEGORY_COUNT, failed=1)
-    result.stdout.fnmatch_lines(["*waiver path identity.uid (owner ml-platform) expired on 2020-01-01: temporary*"])
+    result.stdout.fnmatch_lines(
+        ["*waiver path identity.uid (owner ml-platform) expired on 2020-01-01: temporary*"]
+    )
 
 
 def test_a_failing_check_fails_every_item_with_one_line(repo: pytest.Pytester):

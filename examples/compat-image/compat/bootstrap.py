@@ -671,8 +671,7 @@ def active_break(env: dict[str, str], catalog: Path = BREAKS_FILE) -> str | None
 class Bootstrap:
     """One start-up: fetch, place, export; then exec user code. `broken` is the COMPAT_BREAK in force."""
 
-    def __init__(self, context: str, workload_user: str, env: dict[str, str]):
-        self.context = context
+    def __init__(self, workload_user: str, env: dict[str, str]):
         self.env = env
         self.broken = active_break(env)
         uri = env.get(BOOTSTRAP_ENV)
@@ -837,7 +836,7 @@ def main(argv: list[str] | None = None) -> int:
             raise CompatError(
                 "the compat bootstrap must start as root (the image's USER); it drops privileges itself"
             )
-        Bootstrap(args.context, args.workload_user, original_environment()).run(args.command)
+        Bootstrap(args.workload_user, original_environment()).run(args.command)
     except CompatError as exc:
         report_failure(args.context, str(exc))
     except OSError as exc:
