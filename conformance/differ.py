@@ -6,8 +6,8 @@ it must name every divergence by a snapshot path (docs/SNAPSHOT.md). It is also 
 10k–200k leaves (benchmarks/diff_scaling.py prints both). Equal subtrees are recognized without a
 Python-level walk: `==` first, then their canonical JSON, because `==` alone says `1 == 1.0 == True`.
 
-Kinds: `missing` — on the left only; `extra` — on the right only (a filesystem entry `{"type": "missing"}`
-counts as absent); `changed` — both present, values differ (including a null on one side); `type_changed` — both present and non-null, JSON types differ
+Kinds: `missing` — on the left only; `extra` — on the right only (an entry saying it does not exist,
+`{"type": "missing"}` or `"exists": false`, counts as absent); `changed` — both present, values differ (including a null on one side); `type_changed` — both present and non-null, JSON types differ
 (`0.1` vs `"0.1"`, `1` vs `1.0`, a mapping vs a list). Ordered lists are aligned (difflib) so an inserted
 item is one divergence, not a cascade of shifted indices; `sets` lists compare unique elements.
 
@@ -188,8 +188,8 @@ class _Walk:
                 kind = "missing" if left_there else "extra"
                 self._record(path, kind, left, right, scope, identity, rule=rule.label, hint=hint)
                 return
-        if left is _MISSING or right is _MISSING or _is_missing_file(left) != _is_missing_file(right):
-            kind = "extra" if left is _MISSING or _is_missing_file(left) else "missing"
+        if left is _MISSING or right is _MISSING or _says_absent(left) != _says_absent(right):
+            kind = "extra" if left is _MISSING or _says_absent(left) else "missing"
             self._record(path, kind, left, right, scope, identity)
         elif isinstance(left, dict) and isinstance(right, dict):
             self._mapping(path, left, right, scope.below(path))
@@ -294,14 +294,15 @@ class _Walk:
         )
 
 
-def _is_missing_file(value: Any) -> bool:
-    """A declared filesystem path the probe found absent: `{"type": "missing"}` (docs/SNAPSHOT.md, filesystem)."""
-    return isinstance(value, dict) and value.get("type") == "missing"
+def _says_absent(value: Any) -> bool:
+    """An entry the probe wrote to say that something declared does not exist (docs/SNAPSHOT.md):
+    `{"type": "missing"}` for a filesystem path, `{"exists": false, …}` for a hyperparameters source."""
+    return isinstance(value, dict) and (value.get("type") == "missing" or value.get("exists") is False)
 
 
 def _exists(value: Any) -> bool:
     """Whether a value counts as there for `present`, `platform_only` and missing/extra: not absent, not null."""
-    return value is not _MISSING and value is not None and not _is_missing_file(value)
+    return value is not _MISSING and value is not None and not _says_absent(value)
 
 
 def _same(left: Any, right: Any) -> bool:

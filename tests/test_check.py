@@ -295,9 +295,11 @@ def test_run_writes_the_snapshot_beside_parity_yaml(project: Path, monkeypatch: 
 
 
 def test_check_only_selected_targets(project: Path):
+    write_config(project, waivers=[{"path": "env", "comparison": "k8s~sagemaker", "reason": "r", "owner": "me"}])
     result = check("-t", "k8s", "--update-baselines", "--format", "json")
-    names = [c["name"] for c in json.loads(result.stdout)["comparisons"]]
-    assert names == ["baseline:k8s"]
+    report = json.loads(result.stdout)
+    assert [c["name"] for c in report["comparisons"]] == ["baseline:k8s"]
+    assert report["waiver_notes"] == []  # its comparison was not made: neither used nor unused
     assert not (project / "baselines/default/sagemaker.json").exists()
 
 

@@ -266,7 +266,9 @@ def test_the_environment_is_read_byte_for_byte_without_pythons_locale_coercion()
         "sys.stdout.buffer.write(b'|' + str('LC_CTYPE' in os.environ).encode())"
     )
     given = {b"PATH": os.environb[b"PATH"], b"LANG": b"C", b"ODD": b"caf\xe9\xff", b"EMPTY": b""}
-    result = subprocess.run([sys.executable, "-I", "-B", "-c", script], env=given, capture_output=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-I", "-B", "-c", script], env=given, capture_output=True, check=True
+    )
     seen, coerced = result.stdout.rsplit(b"|", 1)
     assert seen.decode() == repr(sorted(given.items()))
     assert coerced == b"True"  # the trap this function avoids

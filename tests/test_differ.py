@@ -77,12 +77,39 @@ def test_values_python_calls_equal_but_json_types_differ_are_divergences(left, r
     assert divergence.kind == "type_changed"
 
 
-def test_a_filesystem_entry_of_type_missing_counts_as_absent():
+def test_entries_saying_they_do_not_exist_count_as_absent():
     left, right = kubernetes_snapshot(), kubernetes_snapshot()
     left["filesystem"]["paths"]["/data"] = {"type": "missing"}
     right["filesystem"]["paths"]["/data"] = {"type": "dir", "mode": "0755", "uid": 0, "gid": 0}
-    (divergence,) = diff(left, right, labels=("a", "b"))
-    assert (divergence.path, divergence.kind) == ("filesystem.paths['/data']", "extra")
+    right["hyperparameters"]["sources"]["/etc/hp/hyperparameters.json"] = {
+        "exists": False,
+        "format": None,
+        "values": None,
+        "error": None,
+    }
+    found = {d.path: d.kind for d in diff(left, right, labels=("a", "b"))}
+    assert found == {
+        "filesystem.paths['/data']": "extra",
+        "hyperparameters.sources['/etc/hp/hyperparameters.json']": "missing",
+    }
+
+
+def test_sagemakers_own_hyperparameters_file_is_a_platform_addition():
+    left, right = kubernetes_snapshot(), sagemaker_snapshot()
+    sagemaker_file = "/opt/ml/input/config/hyperparameters.json"
+    left["hyperparameters"]["sources"][sagemaker_file] = {
+        "exists": False,
+        "format": None,
+        "values": None,
+        "error": None,
+    }
+    right["hyperparameters"]["sources"][sagemaker_file] = {
+        "exists": True,
+        "format": "json",
+        "values": {"epochs": "10"},
+        "error": None,
+    }
+    assert diff(left, right) == []
 
 
 def test_an_inserted_list_item_is_one_divergence_not_a_cascade():
