@@ -105,7 +105,7 @@ def run_check(
     notes = apply_waivers(comparisons, in_scope, dt.datetime.now(dt.timezone.utc).date())
     result = CheckResult(
         generated_at=dt.datetime.now(dt.timezone.utc),
-        config=str(loaded.path),
+        config=display_path(loaded.path),
         suite=loaded.config.suite,
         comparisons=comparisons,
         waiver_notes=notes,

@@ -295,7 +295,9 @@ def test_run_writes_the_snapshot_beside_parity_yaml(project: Path, monkeypatch: 
 
 
 def test_check_only_selected_targets(project: Path):
-    write_config(project, waivers=[{"path": "env", "comparison": "k8s~sagemaker", "reason": "r", "owner": "me"}])
+    write_config(
+        project, waivers=[{"path": "env", "comparison": "k8s~sagemaker", "reason": "r", "owner": "me"}]
+    )
     result = check("-t", "k8s", "--update-baselines", "--format", "json")
     report = json.loads(result.stdout)
     assert [c["name"] for c in report["comparisons"]] == ["baseline:k8s"]
