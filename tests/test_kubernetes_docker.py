@@ -245,25 +245,14 @@ def test_pod_env_beats_image_env_which_beats_hostname(locked_down):
 # The same image as a bare pod and as a bare training job, diffed under the default contract. Every
 # divergence left is a real difference a migrating workload can trip over:
 REAL_DIVERGENCES = {
-    # SageMaker always sets AWS_REGION (sagemaker-contract §1); a pod gets it only from the EKS webhook.
-    "env.vars.AWS_REGION",
-    # SageMaker always writes hyperparameters.json ({} without HyperParameters); a pod has no /opt/ml.
-    "hyperparameters.sources['/opt/ml/input/config/hyperparameters.json'].exists",
-    "hyperparameters.sources['/opt/ml/input/config/hyperparameters.json'].format",
-    "hyperparameters.sources['/opt/ml/input/config/hyperparameters.json'].values",
     # A pod is seccomp Unconfined unless it asks for RuntimeDefault (K8s §3); SageMaker filters (mode 2).
     "identity.seccomp",
     # A best-effort pod's container gets cpu.shares 2 (K8s §4 milliCPUToShares); SageMaker's Docker 1024.
     "resources.cgroup.cpu_shares",
 }
-# Differences of the emulation or the probe's own bookkeeping that the default contract does not yet
-# absorb (reported to its owner); they may disappear, and nothing else may appear.
-CONTRACT_GAPS = {
-    "excluded.paths",  # the engine's `train` shim on the SageMaker side
-    "truncated",  # which walked trees were cut differs with the trees themselves
-    # the service-account mount is reported at /run/secrets (/var/run is a symlink to /run)
-    "filesystem.mounts['/run/secrets/kubernetes.io/serviceaccount']",
-}
+# What the default contract absorbs (and must keep absorbing): AWS_REGION set by SageMaker only
+# (sagemaker-contract §1), SageMaker's own /opt/ml hyperparameters.json, the probe's bookkeeping
+# (excluded, truncated) and the service-account mount reported at /run/secrets (/var/run -> /run).
 
 
 def test_cross_check_with_sagemaker_leaves_only_real_divergences(docker_client, base_image, tmp_path):
@@ -294,8 +283,7 @@ def test_cross_check_with_sagemaker_leaves_only_real_divergences(docker_client, 
     outcome = run_check(load_config(config), update_baselines=True)
     pair = next(c for c in outcome.result.comparisons if c.kind == "pair")
     paths = {divergence.path for divergence in pair.divergences}
-    assert REAL_DIVERGENCES <= paths
-    assert paths - REAL_DIVERGENCES <= CONTRACT_GAPS, sorted(paths - REAL_DIVERGENCES - CONTRACT_GAPS)
+    assert paths == REAL_DIVERGENCES
     for name in names.values():
         assert leftovers(docker_client, name) == {"containers": [], "volumes": []}
 
