@@ -161,9 +161,12 @@ def _run_targets(loaded: LoadedConfig, targets: list[str]) -> dict[str, dict[str
     The first failure is raised once every run has finished or been cancelled; engines clean up their
     own resources on every path, including when this thread is interrupted.
     """
+    plans = runner.build_plans(loaded, targets)
     hash_key = secrets.token_bytes(32)
     with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="parity-target") as pool:
-        futures = {target: pool.submit(runner.run_target, loaded, target, hash_key) for target in targets}
+        futures = {
+            target: pool.submit(runner.run_target, loaded, target, hash_key, plans[target]) for target in targets
+        }
         try:
             outcomes = {target: future.result() for target, future in futures.items()}
         except BaseException:

@@ -68,22 +68,29 @@ def build_plan(loaded: LoadedConfig, target_name: str) -> LaunchPlan:
     return adapter(target_name, target, loaded)
 
 
-def engine_for(loaded: LoadedConfig, target: TargetConfig) -> Engine:
+def engine_class(loaded: LoadedConfig, target_name: str) -> type:
+    target = _target(loaded, target_name)
     if target.engine not in ENGINES:
         raise BadInput(
             loaded.path,
-            "targets.*.engine",
+            f"targets.{target_name}.engine",
             f"engine {target.engine!r} is not available in this build (available: {', '.join(ENGINES)})",
         )
-    return _load(ENGINES[target.engine])()
+    return _load(ENGINES[target.engine])
 
 
-def run_target(loaded: LoadedConfig, target_name: str, hash_key: bytes) -> RunOutcome:
-    """Run the probe in one target; the snapshot comes back unnormalized, with a `harness` section added."""
+def run_target(
+    loaded: LoadedConfig, target_name: str, hash_key: bytes, plan: LaunchPlan | None = None
+) -> RunOutcome:
+    """Run the probe in one target; the snapshot comes back unnormalized, with a `harness` section added.
+
+    `plan` is the target's LaunchPlan when the caller built it already (see `build_plans`).
+    """
     target = _target(loaded, target_name)
-    plan = build_plan(loaded, target_name)
+    plan = plan or build_plan(loaded, target_name)
+    engine: Engine = engine_class(loaded, target_name)()
     request = ProbeRequest(scope=loaded.config.probe.model_dump(), hash_key=hash_key, label=target_name)
-    outcome = engine_for(loaded, target).run(plan, request, target.timeout_seconds)
+    outcome = engine.run(plan, request, target.timeout_seconds)
     outcome.snapshot["harness"] = {
         "target": target_name,
         "platform": target.platform,
@@ -94,6 +101,19 @@ def run_target(loaded: LoadedConfig, target_name: str, hash_key: bytes) -> RunOu
         "metadata": dict(plan.metadata),
     }
     return outcome
+
+
+def build_plans(loaded: LoadedConfig, target_names: list[str]) -> dict[str, LaunchPlan]:
+    """Every target's plan, built in the calling thread before anything runs.
+
+    A bad spec in any target fails the run before a single container starts, and the adapters and engines
+    are imported here rather than concurrently in worker threads (concurrent first imports of the same
+    packages can see them half-initialized).
+    """
+    plans = {name: build_plan(loaded, name) for name in target_names}
+    for name in target_names:
+        engine_class(loaded, name)
+    return plans
 
 
 def _target(loaded: LoadedConfig, name: str) -> TargetConfig:

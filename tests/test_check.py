@@ -243,10 +243,16 @@ def test_out_dir_holds_every_report_and_the_snapshots(project: Path):
 # ---- running targets ------------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def no_real_plans(monkeypatch: pytest.MonkeyPatch):
+    """The specs in these projects are placeholders: plans are only built by the real runner."""
+    monkeypatch.setattr(runner, "build_plans", lambda loaded, targets: dict.fromkeys(targets))
+
+
 def fake_run_target(calls: list):
     """A stand-in for runner.run_target: returns the factory snapshots, recording how it was called."""
 
-    def run_target(loaded, target: str, hash_key: bytes) -> RunOutcome:
+    def run_target(loaded, target: str, hash_key: bytes, plan=None) -> RunOutcome:
         calls.append((target, hash_key, threading.current_thread().name))
         snapshot = kubernetes_snapshot() if target == "k8s" else sagemaker_snapshot()
         return RunOutcome(snapshot=snapshot, exit_code=0)
@@ -271,7 +277,7 @@ def test_check_runs_every_target_in_its_own_thread_with_one_hash_key(
 def test_an_infrastructure_failure_in_one_target_exits_3_with_what_to_do(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    def run_target(loaded, target, hash_key):
+    def run_target(loaded, target, hash_key, plan=None):
         if target == "sagemaker":
             raise InfrastructureError("image 'compat:test' is missing", "build it with docker build")
         return RunOutcome(snapshot=kubernetes_snapshot(), exit_code=0)
