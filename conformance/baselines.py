@@ -13,12 +13,11 @@ key id `<KEY_ID>` (every run has its own key), and `harness` keeps only what nam
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from conformance.atomic import write_atomically
 from conformance.config import LoadedConfig
 from conformance.contract import Contract
 from conformance.differ import Side, diff_snapshots
@@ -111,30 +110,6 @@ def _json_type_is(value: Any, expected: str | list[str]) -> bool:
     python_types = {"object": dict, "array": list, "string": str}
     names = [expected] if isinstance(expected, str) else expected
     return any(isinstance(value, python_types.get(name, object)) for name in names)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` so that readers see the old file or the new one, never a partial one.
-
-    The temporary file lives in the same directory (os.replace is atomic only within one file system) and
-    is fsync'ed before the rename, and the directory after it, so a crash cannot leave an empty file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def unused_baselines(loaded: LoadedConfig) -> list[Path]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from conformance.baselines import write_atomically
+from conformance.atomic import write_atomically
 from conformance.check import run_check
 from conformance.config import LoadedConfig, load_config
 from conformance.contract import default_contract_config

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -18,24 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from conformance.errors import BadInput
 
 Severity = Literal["critical", "high", "medium", "low", "info"]
-SEVERITIES: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
+SEVERITIES: tuple[str, ...] = get_args(Severity)
 Platform = Literal["kubernetes", "sagemaker"]
 Engine = Literal["docker", "kubernetes", "aws"]
-CATEGORIES: tuple[str, ...] = (
-    "env",
-    "identity",
-    "credentials",
-    "metrics",
-    "hyperparameters",
-    "spark",
-    "filesystem",
-    "network",
-    "runtime",
-    "resources",
-    "process",
-    "context",
-    "probe",
-)
+# One category per probe collector, plus "probe" for the probe's own bookkeeping (errors, truncation).
 Category = Literal[
     "env",
     "identity",
@@ -51,6 +37,7 @@ Category = Literal[
     "context",
     "probe",
 ]
+CATEGORIES: tuple[str, ...] = get_args(Category)
 
 
 class Strict(BaseModel):
@@ -258,13 +245,18 @@ _YamlLoader.yaml_implicit_resolvers = {
 }
 
 
-def load_yaml_file(path: Path) -> Any:
+def read_input_text(path: Path) -> str:
+    """A user-supplied file as UTF-8 text; a missing or unreadable file is BadInput naming it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BadInput(path, None, "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(path, None, f"cannot read: {exc}") from None
+
+
+def load_yaml_file(path: Path) -> Any:
+    text = read_input_text(path)
     try:
         return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:

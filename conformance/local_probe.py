@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from conformance.atomic import write_atomically
 from conformance.config import ProbeScope, load_config
 from conformance.errors import BadInput, InfrastructureError
 from conformance.snapshot import PROBE_PATH, dumps_snapshot, extract_snapshot
@@ -25,8 +26,6 @@ from conformance.snapshot import PROBE_PATH, dumps_snapshot, extract_snapshot
 LOCAL_LABEL = "local"
 # Beyond the probe's own deadline: interpreter start-up and printing a large snapshot.
 TIMEOUT_MARGIN_SECONDS = 30.0
-# Snapshots hold no secret in clear (only keyed hashes), so they are as readable as any report.
-SNAPSHOT_FILE_MODE = 0o644
 
 
 def probe_command(out: Path | None, config_path: Path | None) -> int:
@@ -34,7 +33,10 @@ def probe_command(out: Path | None, config_path: Path | None) -> int:
     scope = load_config(config_path).config.probe if config_path is not None else ProbeScope()
     text = dumps_snapshot(run_local_probe(scope))
     if out is not None:
-        write_atomically(out, text)
+        try:
+            write_atomically(out, text)
+        except OSError as exc:
+            raise BadInput(out, None, f"cannot write the snapshot: {exc.strerror or exc}") from None
     sys.stdout.write(text)
     return 0
 
@@ -90,19 +92,3 @@ def original_environment() -> dict[bytes, bytes]:
         if separator and name and name not in environment:
             environment[name] = value
     return environment
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same directory, so readers never see half."""
-    try:
-        descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise BadInput(path, None, f"cannot write the snapshot: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(temp_name, SNAPSHOT_FILE_MODE)
-        os.replace(temp_name, path)
-    except OSError as exc:
-        Path(temp_name).unlink(missing_ok=True)
-        raise BadInput(path, None, f"cannot write the snapshot: {exc.strerror or exc}") from None

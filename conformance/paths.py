@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from conformance.config import CATEGORIES
+
 T = TypeVar("T")
 
 Segment = str | int
@@ -26,27 +28,9 @@ _WORD_WITH_WILDCARDS = re.compile(r"[A-Za-z0-9_*?-]+")
 _INDEX = re.compile(r"[0-9]+")
 _INDEX_WITH_WILDCARDS = re.compile(r"[0-9*?]+")
 
-# The top-level keys of a `parity.snapshot/v1` document (docs/SNAPSHOT.md, "Top level").
-SECTIONS: tuple[str, ...] = (
-    "schema",
-    "probe",
-    "env",
-    "identity",
-    "credentials",
-    "metrics",
-    "hyperparameters",
-    "spark",
-    "filesystem",
-    "network",
-    "runtime",
-    "resources",
-    "process",
-    "context",
-    "errors",
-    "truncated",
-    "excluded",
-    "harness",
-)
+# The top-level keys of a `parity.snapshot/v1` document (docs/SNAPSHOT.md, "Top level"): the collectors'
+# sections plus the probe's and the harness's own.
+SECTIONS: tuple[str, ...] = ("schema", *CATEGORIES, "errors", "truncated", "excluded", "harness")
 # Sections that report on the probe itself rather than on the environment: their category is "probe".
 PROBE_SECTIONS = frozenset({"schema", "probe", "errors", "truncated", "excluded", "harness"})
 

@@ -10,11 +10,10 @@ shows secrets only as the `hmac-sha256:` hashes the snapshot already holds.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from conformance.atomic import write_atomically
 from conformance.errors import BadInput, InfrastructureError
 from conformance.model import CheckResult
 from conformance.reports.html import render_html
@@ -52,20 +51,6 @@ def render(result: CheckResult, fmt: str) -> str:
     return renderer(result)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` so that a reader sees the old file or the new one, never a partial one."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def write_all(result: CheckResult, out_dir: Path) -> dict[str, Path]:
     """Write the JSON, JUnit, Markdown and HTML reports into `out_dir`; return their paths by format.
 
@@ -78,7 +63,7 @@ def write_all(result: CheckResult, out_dir: Path) -> dict[str, Path]:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         for fmt, name in REPORT_FILES.items():
-            _write_atomically(out_dir / name, documents[fmt])
+            write_atomically(out_dir / name, documents[fmt])
             written[fmt] = out_dir / name
     except OSError as exc:
         raise InfrastructureError(

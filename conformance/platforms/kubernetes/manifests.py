@@ -23,6 +23,7 @@ import yaml
 from kubernetes.client import models as k8s
 from pydantic import BaseModel, ValidationError
 
+from conformance.config import read_input_text
 from conformance.errors import BadInput
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -207,12 +208,7 @@ def load_manifests(
 
 
 def _documents(path: Path) -> list[tuple[Origin, dict]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInput(path, None, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(path, None, f"cannot read: {exc}") from None
+    text = read_input_text(path)
     try:
         documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
     except yaml.YAMLError as exc:
