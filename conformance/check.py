@@ -72,7 +72,10 @@ def run_check(
     ]
     waivers = _compile_waivers(loaded)
 
-    raw = _read_snapshots(snapshots_dir, selected) if snapshots_dir else _run_targets(loaded, selected)
+    if snapshots_dir:
+        raw = _read_snapshots(snapshots_dir, selected)
+    else:
+        raw = {target: outcome.snapshot for target, outcome in run_targets(loaded, selected).items()}
     normalized = {target: contract.normalize(snapshot) for target, snapshot in raw.items()}
 
     comparisons = [
@@ -155,17 +158,21 @@ def _read_snapshots(directory: Path, targets: list[str]) -> dict[str, dict[str, 
     return snapshots
 
 
-def _run_targets(loaded: LoadedConfig, targets: list[str]) -> dict[str, dict[str, Any]]:
+def run_targets(
+    loaded: LoadedConfig, targets: list[str], labels: dict[str, str] | None = None
+) -> dict[str, runner.RunOutcome]:
     """Run every target concurrently (one thread each) with one hash key, so equal secrets hash equal.
 
-    The first failure is raised once every run has finished or been cancelled; engines clean up their
-    own resources on every path, including when this thread is interrupted.
+    Each outcome's snapshot is validated (raw, not normalized). `labels` go on every container and volume
+    the engines create. The first failure is raised once every run has finished or been cancelled;
+    engines clean up their own resources on every path, including when this thread is interrupted.
     """
     plans = runner.build_plans(loaded, targets)
     hash_key = secrets.token_bytes(32)
     with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="parity-target") as pool:
         futures = {
-            target: pool.submit(runner.run_target, loaded, target, hash_key, plans[target]) for target in targets
+            target: pool.submit(runner.run_target, loaded, target, hash_key, plans[target], labels)
+            for target in targets
         }
         try:
             outcomes = {target: future.result() for target, future in futures.items()}
@@ -173,10 +180,9 @@ def _run_targets(loaded: LoadedConfig, targets: list[str]) -> dict[str, dict[str
             for future in futures.values():
                 future.cancel()
             raise
-    return {
-        target: validate_snapshot(outcome.snapshot, f"target {target}")
-        for target, outcome in outcomes.items()
-    }
+    for target, outcome in outcomes.items():
+        outcome.snapshot = validate_snapshot(outcome.snapshot, f"target {target}")
+    return outcomes
 
 
 def _baseline_comparison(

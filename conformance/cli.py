@@ -169,6 +169,35 @@ def certify(config_path: Path, out_dir: Path | None, verify: Path | None, snapsh
     sys.exit(certify_command(config_path=config_path, out_dir=out_dir, verify=verify, snapshots_dir=snapshots_dir))
 
 
+@cli.command()
+@click.option(
+    "--break",
+    "break_name",
+    metavar="CLASS",
+    help="run the training job with one known compat-layer bug and show it caught (see --list-breaks)",
+)
+@click.option("--list-breaks", is_flag=True, help="list the bug classes --break takes, and exit")
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="write snapshots and reports (json, junit, markdown, html) here",
+)
+@click.option(
+    "--update-baselines",
+    is_flag=True,
+    help="write the demo's golden baselines (baselines/compat-demo/) from this clean run",
+)
+def demo(break_name: str | None, list_breaks: bool, out_dir: Path | None, update_baselines: bool) -> None:
+    """The reference compat image on both emulated sides, end to end (needs Docker; builds the image)."""
+    from conformance.demo import demo_command
+
+    sys.exit(
+        demo_command(
+            break_name=break_name, list_breaks=list_breaks, out_dir=out_dir, update_baselines=update_baselines
+        )
+    )
+
+
 @cli.command(name="schema")
 @click.argument("which", type=click.Choice(["snapshot", "config", "report"]))
 def schema_command(which: str) -> None:

@@ -31,11 +31,14 @@ class ProbeRequest:
     """What the probe is asked to do in a target: its scope from parity.yaml plus the run's hash key.
 
     The same `hash_key` is given to every target of one run, so equal secrets hash equal across sides.
+    `labels` are added to everything the engine creates for the run (`org.parity.*` keys: a caller's own
+    run id, so it can tell its containers from anyone else's); the engine's own labels take precedence.
     """
 
     scope: dict[str, Any]
     hash_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     label: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
 
     def probe_config(self) -> dict[str, Any]:
         """The JSON config file the probe reads (see probes/parity_probe.py --help)."""
@@ -44,13 +47,19 @@ class ProbeRequest:
 
 @dataclass
 class RunOutcome:
-    """What an engine brings back from one run. `snapshot` is the probe's output, unnormalized."""
+    """What an engine brings back from one run. `snapshot` is the probe's output, unnormalized.
+
+    `sidecar_logs` holds each sidecar's last output lines by container name, read once the main container
+    has exited: a pod's metrics sidecar prints what it received, which is how a harness confirms delivery
+    from a sandbox that cannot reach anything outside it.
+    """
 
     snapshot: dict[str, Any]
     exit_code: int
     image_id: str | None = None
     logs_tail: str = ""
     failure_reason: str | None = None
+    sidecar_logs: dict[str, str] = field(default_factory=dict)
 
 
 class Engine(Protocol):
@@ -80,16 +89,26 @@ def engine_class(loaded: LoadedConfig, target_name: str) -> type:
 
 
 def run_target(
-    loaded: LoadedConfig, target_name: str, hash_key: bytes, plan: LaunchPlan | None = None
+    loaded: LoadedConfig,
+    target_name: str,
+    hash_key: bytes,
+    plan: LaunchPlan | None = None,
+    labels: dict[str, str] | None = None,
 ) -> RunOutcome:
     """Run the probe in one target; the snapshot comes back unnormalized, with a `harness` section added.
 
-    `plan` is the target's LaunchPlan when the caller built it already (see `build_plans`).
+    `plan` is the target's LaunchPlan when the caller built it already (see `build_plans`); `labels` go
+    on every resource the engine creates (ProbeRequest.labels).
     """
     target = _target(loaded, target_name)
     plan = plan or build_plan(loaded, target_name)
     engine: Engine = engine_class(loaded, target_name)()
-    request = ProbeRequest(scope=loaded.config.probe.model_dump(), hash_key=hash_key, label=target_name)
+    request = ProbeRequest(
+        scope=loaded.config.probe.model_dump(),
+        hash_key=hash_key,
+        label=target_name,
+        labels=dict(labels or {}),
+    )
     outcome = engine.run(plan, request, target.timeout_seconds)
     outcome.snapshot["harness"] = {
         "target": target_name,

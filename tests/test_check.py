@@ -252,7 +252,7 @@ def no_real_plans(monkeypatch: pytest.MonkeyPatch):
 def fake_run_target(calls: list):
     """A stand-in for runner.run_target: returns the factory snapshots, recording how it was called."""
 
-    def run_target(loaded, target: str, hash_key: bytes, plan=None) -> RunOutcome:
+    def run_target(loaded, target: str, hash_key: bytes, plan=None, labels=None) -> RunOutcome:
         calls.append((target, hash_key, threading.current_thread().name))
         snapshot = kubernetes_snapshot() if target == "k8s" else sagemaker_snapshot()
         return RunOutcome(snapshot=snapshot, exit_code=0)
@@ -277,7 +277,7 @@ def test_check_runs_every_target_in_its_own_thread_with_one_hash_key(
 def test_an_infrastructure_failure_in_one_target_exits_3_with_what_to_do(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    def run_target(loaded, target, hash_key, plan=None):
+    def run_target(loaded, target, hash_key, plan=None, labels=None):
         if target == "sagemaker":
             raise InfrastructureError("image 'compat:test' is missing", "build it with docker build")
         return RunOutcome(snapshot=kubernetes_snapshot(), exit_code=0)

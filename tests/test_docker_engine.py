@@ -31,6 +31,7 @@ UDP_SIDECAR = (
     "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
     "s.bind(('127.0.0.1', 8125))\n"
     "data, sender = s.recvfrom(100)\n"
+    "print('statsd received', data.decode(), flush=True)\n"
     "s.sendto(b'ack:' + data, sender)\n"
     "time.sleep(600)\n"
 )
@@ -149,8 +150,16 @@ def pod_plan(target: str, image: str, base_image: str) -> LaunchPlan:
 @pytest.fixture(scope="module")
 def pod(docker_client, env_image, base_image):
     target = unique_target("engine-pod")
-    outcome = DockerEngine().run(pod_plan(target, env_image, base_image), ProbeRequest(scope=SCOPE), 120)
-    return outcome, target
+    started = int(time.time())
+    request = ProbeRequest(scope=SCOPE, labels={"org.parity.test-run": target})
+    outcome = DockerEngine().run(pod_plan(target, env_image, base_image), request, 120)
+    created = docker_client.events(
+        since=started,
+        until=int(time.time()) + 1,
+        filters={"type": "container", "event": "create", "label": f"org.parity.test-run={target}"},
+        decode=True,
+    )
+    return outcome, target, sorted(event["Actor"]["Attributes"]["org.parity.role"] for event in created)
 
 
 def paths(pod) -> dict:
@@ -197,6 +206,51 @@ def test_init_container_runs_first_and_writes_the_shared_volume(pod):
 
 def test_sidecar_shares_localhost_with_the_main_container(pod):
     assert pod[0].snapshot["env"]["vars"]["SIDECAR_ACK"] == "ack:ping"
+
+
+def test_sidecar_output_comes_back_with_the_outcome(pod):
+    assert pod[0].sidecar_logs == {"statsd": "statsd received ping\n"}
+
+
+def test_every_container_of_the_run_carries_the_requests_labels(pod):
+    assert pod[2] == ["holder", "init", "main", "sidecar"]
+
+
+# A metrics sidecar that takes a while to start (CPU-bound, like imports, under a 100m CPU limit) and then
+# prints the first datagram it receives.
+SLOW_SIDECAR = (
+    "import socket, time\n"
+    "started = time.process_time()\n"
+    "while time.process_time() - started < 0.05:\n"
+    "    pass\n"
+    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "s.bind(('127.0.0.1', 8125))\n"
+    "print('statsd received', s.recv(200).decode(), flush=True)\n"
+    "time.sleep(600)\n"
+)
+
+
+def test_the_workload_starts_once_a_slow_starting_sidecar_listens(docker_client, base_image):
+    target = unique_target("engine-slow-sidecar")
+    plan = LaunchPlan(
+        platform="kubernetes",
+        target=target,
+        hostname="pod-b",
+        sidecars=[
+            Container(
+                name="statsd",
+                image=base_image,
+                role="sidecar",
+                entrypoint=["python3", "-c", SLOW_SIDECAR],
+                cpu_limit_millicores=100,
+            )
+        ],
+        main=Container(name="app", image=base_image, env=[("STATSD_HOST", "127.0.0.1"), ("STATSD_PORT", "8125")]),
+    )
+    outcome = DockerEngine().run(plan, ProbeRequest(scope={"send_test_metric": True}), 60)
+    test_metric = outcome.snapshot["metrics"]["test_metric"]
+    assert outcome.sidecar_logs == {"statsd": f"statsd received {test_metric['payload']}\n"}
+    assert leftovers(docker_client, target) == {"containers": [], "volumes": []}
 
 
 def test_shm_size_is_the_pods(pod):

@@ -24,6 +24,7 @@ def test_kubernetes_run_values_are_masked_with_named_placeholders():
     assert normalized["network"]["etc_hostname"] == "<HOSTNAME>\n"
     assert normalized["network"]["hosts"][1] == {"ip": "<IP>", "names": ["<HOSTNAME>"]}
     assert normalized["metrics"]["test_metric"]["payload"] == "parity.probe.test:1|c|#parity_nonce:<NONCE>"
+    assert normalized["metrics"]["test_metric"]["nonce"] == "<NONCE>"
     # kubelet's atomic-writer directory in a key
     assert "/var/run/secrets/kubernetes.io/serviceaccount/..<TIMESTAMP>" in normalized["filesystem"]["paths"]
 

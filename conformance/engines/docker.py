@@ -19,9 +19,12 @@ How a plan becomes containers:
   /dev/shm size), running `python3 -c "import signal; signal.pause()"` from the main image. Every other
   container joins it (`network_mode`/`ipc_mode` = `container:<holder>`), so a sidecar on localhost:8125 is
   reachable from the main container and /dev/shm is pod-wide. Init containers run to completion in order
-  before the sidecars and the main container start. A plan without any of those (a SageMaker job) runs
-  the main container alone with the same settings: the holder is one more container start (~0.2 s on
-  the reference machine, as much as the whole bare `docker run`), paid only when the plan needs it.
+  before the sidecars and the main container start; the main container starts once the sidecars have
+  settled (every process asleep, at most SIDECAR_SETTLE_SECONDS), so the probe's first-millisecond test
+  metric meets a listening sidecar as a real workload's first metric, seconds in, would. A plan without
+  any of those (a SageMaker job) runs the main container alone with the same settings: the holder is one
+  more container start (~0.2 s on the reference machine, as much as the whole bare `docker run`), paid
+  only when the plan needs it.
 - **Volumes** are Docker named volumes (`driver_opts` tmpfs for `medium: memory`, so Kubernetes Secret and
   projected volumes report fstype tmpfs), populated with one `put_archive` whose tar headers carry every
   entry's mode, uid, gid and symlink target (see conformance.engines.volumes). The daemon applies them as
@@ -35,10 +38,13 @@ How a plan becomes containers:
   /etc/hosts, /etc/resolv.conf or /etc/hostname replace Docker's own.
 - **Results.** The snapshot is read from the main container's stdout (framed) after it exits. A non-zero
   exit reads `plan.failure_message_path` from the stopped container (first `failure_message_limit` bytes)
-  into the outcome and any error. No snapshot, a timeout, a missing image or a failing init container is
-  an InfrastructureError (exit 3) carrying the container's last log lines.
+  into the outcome and any error. Each sidecar's last log lines are read once the main container has
+  exited (`RunOutcome.sidecar_logs`: a metrics sidecar's echo shows what reached it). No snapshot, a
+  timeout, a missing image or a failing init container is an InfrastructureError (exit 3) carrying the
+  container's last log lines.
 - **Cleanup.** Every container and volume is labelled `org.parity.run=<uuid>` (plus `org.parity.target`,
-  `org.parity.role`) and removed by label on every path; the temp dir too. Interrupts reach runs in
+  `org.parity.role` and the request's own `ProbeRequest.labels`) and removed by label on every path; the
+  temp dir too. Interrupts reach runs in
   worker threads through conformance.engines.reaper.
 - Containers never use Docker's default bridge: network mode is `none`, `host` or `container:<holder>`,
   checked before every create.
@@ -97,6 +103,9 @@ LOG_TAIL_LINES = 20
 SANDBOX_NETWORKS = ("none", "host")
 # kubelet's CFS period (kubernetes-contract §4): quota = millicores × 100 µs per 100 ms.
 CPU_PERIOD_US = 100_000
+# The longest the main container waits for the sidecars to finish starting, and how often they are looked at.
+SIDECAR_SETTLE_SECONDS = 5.0
+SIDECAR_POLL_SECONDS = 0.02
 BUILD_HINT = (
     "build or load it on this daemon first (`docker build --network host -t {image} …` or `docker load`); "
     "parity never pulls images"
@@ -153,7 +162,7 @@ class _PlanRun:
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout
         self.run_id = uuid.uuid4().hex
-        self.labels = {LABEL_RUN: self.run_id, LABEL_TARGET: plan.target}
+        self.labels = {**probe.labels, LABEL_RUN: self.run_id, LABEL_TARGET: plan.target}
         self.volume_names: dict[str, str] = {}
         self.volume_mountpoints: dict[str, str] = {}
         self.volumes = self._volumes_with_sub_path_dirs()
@@ -181,11 +190,14 @@ class _PlanRun:
         self._create_volumes()
         if self._needs_holder():
             self.holder = self._start_holder()
-            self._stage_volumes(self.holder, STAGE_DIR, self._staged_by_index())
+            if self.volumes:
+                self._stage_volumes(self.holder, STAGE_DIR, self._staged_by_index())
         for init in plan.init_containers:
             self._run_init(init)
+        sidecars: dict[str, DockerContainer] = {}
         for sidecar in plan.sidecars:
-            self._start(self._create(sidecar, role="sidecar"))
+            sidecars[sidecar.name] = self._create(sidecar, role="sidecar")
+            self._start(sidecars[sidecar.name])
         main_targets = self._main_staging_targets() if self.holder is None else None
         if self.holder is None and main_targets is None and self.volumes:
             self._stage_through_stager()  # sub_path binds need their source before main is created
@@ -193,7 +205,10 @@ class _PlanRun:
         main = self._create(plan.main, role="main", command=command, extra_mounts=probe_mounts)
         if main_targets:
             self._stage_volumes(main, "/", [(main_targets[volume.name], volume) for volume in self.volumes])
-        return self._run_main(main, main_image)
+        self._await_sidecars_settled(list(sidecars.values()))
+        outcome = self._run_main(main, main_image)
+        outcome.sidecar_logs = {name: self._logs_tail(container) for name, container in sidecars.items()}
+        return outcome
 
     def _cleanup(self, report_failure: bool) -> None:
         problem = None
@@ -468,6 +483,35 @@ class _PlanRun:
                 "the main container never started; fix the init container (its last log lines follow)",
                 self._logs_tail(container),
             )
+
+    def _await_sidecars_settled(self, sidecars: list[DockerContainer]) -> None:
+        """Wait until every sidecar process is asleep (waiting for work) on two looks in a row, at most
+        SIDECAR_SETTLE_SECONDS; a sidecar that has exited counts as settled.
+
+        kubelet starts a pod's containers one after another without waiting for any to be ready. A real
+        workload sends its first metric or reads its first injected file seconds after it starts (framework
+        imports); the probe does so in its first milliseconds, while a CPU-limited sidecar is still
+        starting. Starting the main container once the sidecars have settled shows the probe what a real
+        workload finds when it gets going. Looks through `docker top` (ps on the daemon's host); when the
+        daemon cannot say, the main container starts at once, as kubelet would start it.
+        """
+        deadline = min(self.deadline, time.monotonic() + SIDECAR_SETTLE_SECONDS)
+        settled_looks = 0
+        while sidecars and settled_looks < 2 and time.monotonic() < deadline:
+            states: list[str] = []
+            for container in sidecars:
+                try:
+                    top = self.client.api.top(container.id, ps_args="-o pid,stat")
+                except NotFound:
+                    return
+                except APIError as exc:
+                    if exc.status_code == 409:  # not running any more: nothing left to wait for
+                        continue
+                    return
+                column = top["Titles"].index("STAT")
+                states += [row[column] for row in top.get("Processes") or []]
+            settled_looks = settled_looks + 1 if not any(state[:1] in ("R", "D") for state in states) else 0
+            time.sleep(SIDECAR_POLL_SECONDS)
 
     def _run_main(self, container: DockerContainer, main_image: Image) -> RunOutcome:
         plan = self.plan
