@@ -218,12 +218,14 @@ def build_compat_image(
     source_dir: Path = COMPAT_IMAGE_DIR,
     client: docker.DockerClient | None = None,
     on_output: Callable[[str], None] = print,
+    layer_cache: bool = True,
 ) -> str:
     """Build the compat image as `tag` (FROM `base_image`, made first if missing) and return `tag`.
 
     Equivalent to `docker build --network host --build-arg BASE_IMAGE=… -t TAG examples/compat-image`,
     plus this machine's CA bundle for the deps stage. An image with this tag built from the same sources and
     base is reused as is (label org.parity.compat.source-digest); build output lines go to `on_output`.
+    `layer_cache=False` builds every layer anew (`--no-cache`: what a first build on a machine costs).
     """
     if not (source_dir / "Dockerfile").is_file():
         raise InfrastructureError(
@@ -255,6 +257,7 @@ def build_compat_image(
             pull=False,
             rm=True,
             forcerm=True,
+            nocache=not layer_cache,
             buildargs={"BASE_IMAGE": base_image},
             labels={SOURCE_DIGEST_LABEL: digest},
             decode=True,

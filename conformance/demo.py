@@ -38,7 +38,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from conformance.baselines import display_path, write_atomically
+from conformance.atomic import write_atomically
+from conformance.baselines import display_path
 from conformance.check import CheckOutcome, run_check, run_targets
 from conformance.compat_image import (
     BREAK_ENV,
@@ -302,7 +303,6 @@ def run_demo(
     break_name: str | None = None,
     out_dir: Path | None = None,
     update_baselines: bool = False,
-    config_path: Path = DEMO_CONFIG,
     console: Console | None = None,
 ) -> DemoOutcome:
     """One demo run against running `services`: seed, run both targets, record delivery, check.
@@ -311,9 +311,9 @@ def run_demo(
     without it, to a temporary directory removed afterwards (the returned paths then no longer exist).
     """
     console = console or Console(stderr=True, highlight=False)
-    breaks = load_breaks(config_path.parent / "breaks.json")
+    breaks = load_breaks()
     check_request(breaks, break_name, update_baselines)
-    loaded = load_config(config_path)
+    loaded = load_config(DEMO_CONFIG)
     run_id = secrets.token_hex(8)
     # Seeded right before each run: moto's state is process-wide, and in-process mocks may reset it.
     seed_aws(services.seed, services.aws_url)
@@ -449,7 +449,7 @@ def build_image(tag: str, console: Console) -> None:
         try:
             build_compat_image(tag, on_output=show)
         except InfrastructureError as exc:
-            raise InfrastructureError(exc.problem, exc.remedy, "\n".join(output)) from None
+            raise InfrastructureError(exc.problem, exc.remedy, "\n".join(output) or exc.details) from None
     if output and output[-1].startswith("reusing"):
         console.print(f"[green]✓[/] image {tag} reused (built from the same sources)")
     else:
@@ -477,7 +477,7 @@ def demo_command(
         build_image(tag, console)
     with demo_services() as services:
         console.print(
-            f"[green]✓[/] AWS (moto) at {services.aws_url}, seeded; credentials server; "
+            f"[green]✓[/] AWS (moto) at {services.aws_url}, credentials server, "
             f"metrics gateway at udp://{services.gateway.address}"
         )
         if break_name:
@@ -497,6 +497,12 @@ def demo_command(
     print_terminal(demo.result)
     for change in demo.checked.baselines:
         click.echo(f"baseline {change.describe()}", err=True)
+    if any(d.rule == "baseline" for c in demo.result.comparisons for d in c.unwaived):
+        click.echo(
+            "the demo's baselines are missing: review this run, then `parity demo --update-baselines` writes "
+            f"them under {display_path(load_config(DEMO_CONFIG).baselines_root.resolve())}/ to commit",
+            err=True,
+        )
     if out_dir is not None:
         click.echo(f"snapshots and reports written to {display_path(out_dir)}", err=True)
     mark = "✓" if demo.verdict.holds else "✗"

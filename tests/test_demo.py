@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import io
 import json
 import socket
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 
 from conformance import demo
 from conformance.cli import cli
@@ -287,3 +289,20 @@ def test_a_busy_statsd_port_stops_the_demo_before_anything_starts():
         holder.close()
     assert "UDP 127.0.0.1:8125 is already in use on this machine" in caught.value.problem
     assert "ss -ulpn 'sport = :8125'" in caught.value.remedy
+
+
+def test_a_failed_image_build_shows_its_whole_output(monkeypatch):
+    steps = [f"Step {number}/30 : RUN make step-{number}" for number in range(1, 31)]
+
+    def failing_build(tag, on_output):
+        for line in steps:
+            on_output(line)
+        raise InfrastructureError(
+            f"building {tag} failed: pip exited 1", "check the network", "\n".join(steps[-20:])
+        )
+
+    monkeypatch.setattr(demo, "build_compat_image", failing_build)
+    with pytest.raises(InfrastructureError) as caught:
+        demo.build_image("parity-compat:latest", Console(file=io.StringIO()))
+    assert caught.value.problem == "building parity-compat:latest failed: pip exited 1"
+    assert caught.value.details.splitlines() == steps

@@ -245,7 +245,9 @@ def test_the_workload_starts_once_a_slow_starting_sidecar_listens(docker_client,
                 cpu_limit_millicores=100,
             )
         ],
-        main=Container(name="app", image=base_image, env=[("STATSD_HOST", "127.0.0.1"), ("STATSD_PORT", "8125")]),
+        main=Container(
+            name="app", image=base_image, env=[("STATSD_HOST", "127.0.0.1"), ("STATSD_PORT", "8125")]
+        ),
     )
     outcome = DockerEngine().run(plan, ProbeRequest(scope={"send_test_metric": True}), 60)
     test_metric = outcome.snapshot["metrics"]["test_metric"]

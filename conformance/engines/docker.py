@@ -508,6 +508,8 @@ class _PlanRun:
                     if exc.status_code == 409:  # not running any more: nothing left to wait for
                         continue
                     return
+                if "STAT" not in (top.get("Titles") or []):
+                    return  # a ps without process states
                 column = top["Titles"].index("STAT")
                 states += [row[column] for row in top.get("Processes") or []]
             settled_looks = settled_looks + 1 if not any(state[:1] in ("R", "D") for state in states) else 0
