@@ -249,6 +249,9 @@ REAL_DIVERGENCES = {
     "identity.seccomp",
     # A best-effort pod's container gets cpu.shares 2 (K8s §4 milliCPUToShares); SageMaker's Docker 1024.
     "resources.cgroup.cpu_shares",
+    # kubelet's /etc/hosts maps localhost to 127.0.0.1 and ::1 (K8s §2); the instance's Amazon Linux hosts
+    # file to 127.0.0.1 only [obs], so the DogStatsD default host resolves differently.
+    "metrics.dogstatsd.resolved",
 }
 # What the default contract absorbs (and must keep absorbing): AWS_REGION set by SageMaker only
 # (sagemaker-contract §1), SageMaker's own /opt/ml hyperparameters.json, the probe's bookkeeping

@@ -119,12 +119,14 @@ def plan_for(tmp_path, request: dict, options: dict | None = None, spec_name: st
 
 def files(plan: LaunchPlan) -> dict[str, tuple[str, int, bytes]]:
     """Absolute path in the container -> (kind, mode, content) for every volume entry."""
-    mounted = {mount.volume: mount.target for mount in plan.main.mounts}
-    return {
-        f"{mounted[volume.name]}/{entry.path}": (entry.kind, entry.mode, entry.content)
-        for volume in plan.volumes
-        for entry in volume.entries
-    }
+    tree = {}
+    for mount in plan.main.mounts:
+        for entry in plan.volume(mount.volume).entries:
+            if mount.sub_path is None:
+                tree[f"{mount.target}/{entry.path}"] = (entry.kind, entry.mode, entry.content)
+            elif entry.path == mount.sub_path:
+                tree[mount.target] = (entry.kind, entry.mode, entry.content)
+    return tree
 
 
 def config_json(plan: LaunchPlan, path: str):
@@ -266,10 +268,27 @@ def test_opt_ml_tree_is_root_owned_0755_with_0644_files(data_dir):
     assert {entry.uid for volume in plan.volumes for entry in volume.entries} == {0}
     assert {mode for kind, mode, _ in tree.values() if kind == "dir"} == {0o755}
     assert {mode for kind, mode, _ in tree.values() if kind == "file"} == {0o644}
-    assert {m.target for m in plan.main.mounts} == {"/opt/ml/input", "/opt/ml/model", "/opt/ml/output"}
+    assert {m.target for m in plan.main.mounts if m.target.startswith("/opt/ml")} == {
+        "/opt/ml/input",
+        "/opt/ml/model",
+        "/opt/ml/output",
+    }
     for path in ("/opt/ml/input/config", "/opt/ml/input/data/train", "/opt/ml/output/data"):
         assert tree[path][0] == "dir"
     assert "/opt/ml/input/config/checkpointconfig.json" not in tree
+
+
+@pytest.mark.parametrize("request_", [TRAINING, PROCESSING], ids=["training", "processing"])
+def test_the_container_sees_its_instance_hosts_resolv_conf_and_hostname(data_dir, request_):
+    """The container shares the instance's network namespace (HOSTNAME is the instance's private DNS
+    name, sagemaker-contract §1): it sees the instance's files, not those of the machine emulating it."""
+    plan = plan_for(data_dir, request_)
+    tree = files(plan)
+    hostname = dict(plan.main.env)["HOSTNAME"]
+    assert tree["/etc/hostname"] == ("file", 0o644, f"{hostname}\n".encode())
+    assert tree["/etc/hosts"][2].startswith(b"127.0.0.1   localhost localhost.localdomain")
+    assert tree["/etc/resolv.conf"][2] == b"search ec2.internal\nnameserver 169.254.169.253\n"
+    assert hostname.endswith(".ec2.internal")
 
 
 def test_sharded_channel_gives_each_host_its_share_and_lists_all_in_the_manifest(data_dir):

@@ -20,6 +20,7 @@ from kubernetes.client import models as k8s
 
 from conformance.config import LoadedConfig
 from conformance.plan import Container, FileEntry, Mount, Volume
+from conformance.platforms.ec2 import AMAZON_LINUX_HOSTS, instance_resolv_conf
 from conformance.platforms.kubernetes.admission import all_containers
 from conformance.platforms.kubernetes.env import container_env
 from conformance.platforms.kubernetes.expansion import ExpansionError, expand, lookup_in
@@ -33,8 +34,6 @@ from conformance.platforms.kubernetes.files import (
 )
 from conformance.platforms.kubernetes.manifests import ManifestSet
 from conformance.platforms.kubernetes.options import (
-    AMAZON_DNS_LINK_LOCAL,
-    AMAZON_LINUX_HOSTS,
     KubernetesOptions,
     read_node_file,
 )
@@ -104,15 +103,9 @@ def pod_files_volume(
         hosts = node_hosts(node_file, aliases)
     else:
         hosts = managed_hosts(pod.pod_ips, hostname, domain, aliases)
-    default_node_resolv = "".join(
-        [
-            f"search {options.node_domain}\n" if options.node_domain else "",
-            f"nameserver {AMAZON_DNS_LINK_LOCAL}\n",
-        ]
-    )
     node_resolv = read_node_file(
         options.node_resolv_conf,
-        default_node_resolv,
+        instance_resolv_conf(options.node_domain),
         loaded.base_dir,
         target_name,
         "node_resolv_conf",

@@ -17,18 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from conformance.config import describe_validation_error
 from conformance.errors import BadInput
+from conformance.platforms.ec2 import private_dns_domain
 from conformance.platforms.kubernetes.quantity import QuantityError, parse_quantity
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-# The Amazon-provided DNS resolver, reachable from every VPC (AWS VPC documentation, "Amazon DNS server").
-AMAZON_DNS_LINK_LOCAL = "169.254.169.253"
-# Amazon Linux's stock /etc/hosts [obs], which kubelet copies for hostNetwork pods (kubernetes-contract §2).
-AMAZON_LINUX_HOSTS = (
-    "127.0.0.1   localhost localhost.localdomain localhost4 localhost4.localdomain4\n"
-    "::1         localhost6 localhost6.localdomain6\n"
-)
 
 
 class KubernetesOptions(BaseModel):
@@ -121,9 +115,7 @@ class KubernetesOptions(BaseModel):
     @property
     def node_domain(self) -> str | None:
         """The node's EC2 DNS domain: `ec2.internal` in us-east-1, else `<region>.compute.internal`."""
-        if self.region is None:
-            return None
-        return "ec2.internal" if self.region == "us-east-1" else f"{self.region}.compute.internal"
+        return None if self.region is None else private_dns_domain(self.region)
 
     @property
     def resolved_node_name(self) -> str:

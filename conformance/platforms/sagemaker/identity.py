@@ -12,6 +12,8 @@ import hashlib
 import re
 import uuid
 
+from conformance.platforms.ec2 import private_dns_domain
+
 # Where the ECS agent serves credentials and task metadata (botocore utils.py `IP_ADDRESS`).
 ECS_AGENT = "http://169.254.170.2"
 _ROLE_ACCOUNT = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):")
@@ -47,8 +49,7 @@ def private_dns_name(region: str, *seed: str) -> str:
     """The EC2 private DNS name SageMaker puts in HOSTNAME: `ip-10-a-b-c.ec2.internal` in us-east-1 (SS
     logs), `ip-10-a-b-c.<region>.compute.internal` elsewhere (EC2's private DNS naming)."""
     a, b, c = _digest("ip", *seed)[:3]
-    domain = "ec2.internal" if region == "us-east-1" else f"{region}.compute.internal"
-    return f"ip-10-{a}-{b}-{c % 254 + 1}.{domain}"
+    return f"ip-10-{a}-{b}-{c % 254 + 1}.{private_dns_domain(region)}"
 
 
 def training_credentials_uri(*seed: str) -> str:

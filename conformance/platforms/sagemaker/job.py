@@ -8,6 +8,7 @@ from typing import Any
 
 from conformance.errors import BadInput
 from conformance.plan import Container, FileEntry, Mount, Volume
+from conformance.platforms.ec2 import AMAZON_LINUX_HOSTS, instance_resolv_conf, private_dns_domain
 from conformance.platforms.sagemaker import opt_ml
 from conformance.platforms.sagemaker.identity import account_of_role, partition
 from conformance.platforms.sagemaker.options import SageMakerOptions
@@ -120,6 +121,26 @@ class Tree:
 
     def volumes(self) -> list[Volume]:
         return [opt_ml.volume(name, entries, mode=self.modes[name]) for name, entries in self.entries.items()]
+
+
+def add_instance_files(job: JobRequest, tree: Tree, hostname: str) -> None:
+    """/etc/hosts, /etc/resolv.conf and /etc/hostname as the instance has them.
+
+    The container shares its instance's network namespace (its HOSTNAME is the instance's private DNS name,
+    sagemaker-contract.md §1 "Hostname"), so it sees the instance's files: Amazon Linux's hosts [obs] and
+    the VPC resolver with the private DNS domain — never the emulating machine's, whatever the network option.
+    """
+    name = "instance-files"
+    tree.entries[name] = [
+        FileEntry(path="hosts", content=AMAZON_LINUX_HOSTS.encode()),
+        FileEntry(path="resolv.conf", content=instance_resolv_conf(private_dns_domain(job.region)).encode()),
+        FileEntry(path="hostname", content=f"{hostname}\n".encode()),
+    ]
+    tree.modes[name] = opt_ml.DIR_MODE
+    tree.mounts += [
+        Mount(volume=name, target=f"/etc/{file_name}", sub_path=file_name)
+        for file_name in ("hosts", "resolv.conf", "hostname")
+    ]
 
 
 def notebook_metadata(job: JobRequest) -> dict[str, str] | None:

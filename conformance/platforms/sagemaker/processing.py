@@ -17,6 +17,7 @@ from conformance.platforms.sagemaker.job import (
     JobRequest,
     Tree,
     add_context_volumes,
+    add_instance_files,
     hosts_named,
     main_container,
     platform_environment,
@@ -132,6 +133,7 @@ def build(job: JobRequest) -> LaunchPlan:
     )
 
     hostname = private_dns_name(job.region, arn, options.current_host)
+    add_instance_files(job, tree, hostname)
     # SS processing env: no PROCESSING_JOB_ARN, no AWS_EXECUTION_ENV, no ECS_* and no NVIDIA variable (§2).
     platform = [
         ("AWS_REGION", job.region),

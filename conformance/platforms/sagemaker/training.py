@@ -22,6 +22,7 @@ from conformance.platforms.sagemaker.job import (
     JobRequest,
     Tree,
     add_context_volumes,
+    add_instance_files,
     hosts_named,
     main_container,
     platform_environment,
@@ -250,6 +251,7 @@ def build(job: JobRequest) -> LaunchPlan:
     )
 
     hostname = private_dns_name(job.region, arn, options.current_host)
+    add_instance_files(job, tree, hostname)
     metadata_v3, metadata_v4 = ecs_metadata_uris(arn, options.current_host)
     # §1 "Environment variables": set by the platform (DG + SS env dump); no SM_* (toolkit-only).
     platform = [
