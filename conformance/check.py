@@ -54,13 +54,21 @@ def run_check(
     prune_baselines: bool = False,
     snapshots_dir: Path | None = None,
     targets: list[str] | None = None,
+    update_command: str | None = None,
 ) -> CheckOutcome:
     """Check parity for `loaded`'s targets (all, or `targets`) and their baselines.
 
     With `snapshots_dir`, `<snapshots_dir>/<target>.json` is read instead of running the target. With
     `update_baselines`, new and changed baselines are written first (and unused ones deleted when
-    `prune_baselines`), so the baseline comparisons hold. Raises BadInput / InfrastructureError.
+    `prune_baselines`), so the baseline comparisons hold. `update_command` is the command a missing
+    baseline's hint tells the user to run (default: the `parity check … --update-baselines` matching this
+    call). Raises BadInput / InfrastructureError.
     """
+    if update_command is None:
+        update_command = f"parity check -c {display_path(loaded.path)}"
+        if snapshots_dir:
+            update_command += f" --snapshots {display_path(snapshots_dir)}"
+        update_command += " --update-baselines"
     if prune_baselines and not update_baselines:
         raise BadInput(None, "--prune-baselines", "only works together with --update-baselines")
     contract = load_contract(loaded.config.contract, display_path(loaded.path))
@@ -99,7 +107,7 @@ def run_check(
     else:
         changes = [BaselineChange(None, path, "unused") for path in baselines.unused_baselines(loaded)]
     comparisons += [
-        _baseline_comparison(loaded, target, forms[target], contract, snapshots_dir) for target in selected
+        _baseline_comparison(loaded, target, forms[target], contract, update_command) for target in selected
     ]
 
     # A waiver scoped to a comparison this run did not make (`--target`) can be neither used nor unused.
@@ -186,14 +194,14 @@ def run_targets(
 
 
 def _baseline_comparison(
-    loaded: LoadedConfig, target: str, form: dict[str, Any], contract: Contract, snapshots_dir: Path | None
+    loaded: LoadedConfig, target: str, form: dict[str, Any], contract: Contract, update_command: str
 ) -> ComparisonResult:
     path = baseline_file(loaded, target)
     shown = display_path(path)
     name = f"baseline:{target}"
     baseline = load_baseline(path)
     if baseline is None:
-        divergences = [_missing_baseline(loaded, target, shown, snapshots_dir)]
+        divergences = [_missing_baseline(target, shown, update_command)]
     else:
         divergences = diff_snapshots(
             Side.of(shown, baseline), Side.of(target, form), contract, comparison=name, baseline=True
@@ -201,13 +209,7 @@ def _baseline_comparison(
     return ComparisonResult(name=name, kind="baseline", left=shown, right=target, divergences=divergences)
 
 
-def _missing_baseline(
-    loaded: LoadedConfig, target: str, shown: str, snapshots_dir: Path | None
-) -> Divergence:
-    command = f"parity check -c {display_path(loaded.path)}"
-    if snapshots_dir:
-        command += f" --snapshots {display_path(snapshots_dir)}"
-    command += " --update-baselines"
+def _missing_baseline(target: str, shown: str, command: str) -> Divergence:
     return Divergence(
         id=divergence_id("probe", f"baseline:{target}", "extra"),
         comparison=f"baseline:{target}",
@@ -217,8 +219,9 @@ def _missing_baseline(
         severity="high",
         rule="baseline",
         hint=(
-            f"No golden baseline for target {target!r} yet, and none is created without asking: review this "
-            f"run, then create {shown} with `{command}` (under pytest: --parity-update-baselines) and commit it."
+            f"No golden baseline for target {target!r} yet, and none is created without asking: review "
+            f"this run, then create {shown} with `{command}` (under pytest: --parity-update-baselines) "
+            "and commit it."
         ),
     )
 

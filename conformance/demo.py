@@ -337,7 +337,12 @@ def run_demo(
         for target, outcome in outcomes.items():
             snapshots[target] = snapshots_dir / f"{target}.json"
             write_atomically(snapshots[target], dumps_snapshot(outcome.snapshot))
-        outcome = run_check(effective, snapshots_dir=snapshots_dir, update_baselines=update_baselines)
+        outcome = run_check(
+            effective,
+            snapshots_dir=snapshots_dir,
+            update_baselines=update_baselines,
+            update_command="parity demo --update-baselines",
+        )
     if out_dir is not None:
         from conformance.reports import write_all
 
@@ -497,12 +502,6 @@ def demo_command(
     print_terminal(demo.result)
     for change in demo.checked.baselines:
         click.echo(f"baseline {change.describe()}", err=True)
-    if any(d.rule == "baseline" for c in demo.result.comparisons for d in c.unwaived):
-        click.echo(
-            "the demo's baselines are missing: review this run, then `parity demo --update-baselines` writes "
-            f"them under {display_path(load_config(DEMO_CONFIG).baselines_root.resolve())}/ to commit",
-            err=True,
-        )
     if out_dir is not None:
         click.echo(f"snapshots and reports written to {display_path(out_dir)}", err=True)
     mark = "✓" if demo.verdict.holds else "✗"
