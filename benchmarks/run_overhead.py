@@ -125,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
             f"   (min {min(samples) * 1000:.0f} ms, max {max(samples) * 1000:.0f} ms)"
         )
     if sys.flags.dont_write_bytecode:
-        print("  note: PYTHONDONTWRITEBYTECODE is set, so every CLI start compiles parity's modules from source")
+        print(
+            "  note: PYTHONDONTWRITEBYTECODE is set, so every CLI start compiles parity's modules from source"
+        )
     ratio = statistics.median(times["parity run (in-process runner)"]) / floor
     print(
         f"in-process runner / bare docker run = {ratio:.2f} (target <= 2.00: {'met' if ratio <= 2 else 'missed'})"

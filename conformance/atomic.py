@@ -6,7 +6,6 @@ import os
 import tempfile
 from pathlib import Path
 
-
 # Snapshots, baselines, reports and certificates hold no secret in clear (only keyed hashes).
 DEFAULT_MODE = 0o644
 

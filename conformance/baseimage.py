@@ -53,18 +53,23 @@ def ensure_base_image(name: str = BASE_IMAGE, log=print) -> str:
     if image_exists(client, name):
         return name
     if shutil.which("debootstrap") is None:
-        raise InfrastructureError(f"image {name} is missing and debootstrap is not installed",
-                                  "apt-get install -y debootstrap (then run this again)")
+        raise InfrastructureError(
+            f"image {name} is missing and debootstrap is not installed",
+            "apt-get install -y debootstrap (then run this again)",
+        )
     if os.geteuid() != 0:
-        raise InfrastructureError(f"image {name} is missing and debootstrap needs root",
-                                  "run `python -m conformance.baseimage` as root once")
+        raise InfrastructureError(
+            f"image {name} is missing and debootstrap needs root",
+            "run `python -m conformance.baseimage` as root once",
+        )
     mirror = debian_mirror()
     with tempfile.TemporaryDirectory(prefix="parity-rootfs-") as scratch:
         rootfs = Path(scratch) / "rootfs"
         log(f"building {name}: debootstrap {SUITE} from {mirror} (about a minute)")
         result = subprocess.run(
             ["debootstrap", "--variant=minbase", "--include=python3", SUITE, str(rootfs), mirror],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
@@ -74,7 +79,9 @@ def ensure_base_image(name: str = BASE_IMAGE, log=print) -> str:
         repository, _, tag = name.rpartition(":") if ":" in name.split("/")[-1] else (name, "", "latest")
         with tarball.open("rb") as stream:
             client.api.import_image(
-                src=stream, repository=repository, tag=tag,
+                src=stream,
+                repository=repository,
+                tag=tag,
                 changes=[f"ENV PATH={DEFAULT_PATH}", "LABEL org.parity.base=bookworm"],
             )
     if not image_exists(client, name):

@@ -55,7 +55,9 @@ def repository_of(directory: Path) -> dict[str, Any] | None:
 
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=10)
+            done = subprocess.run(
+                ["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=10
+            )
         except (OSError, subprocess.TimeoutExpired):
             return None
         return done.stdout.strip() if done.returncode == 0 else None
@@ -112,7 +114,8 @@ def certify(loaded: LoadedConfig, out_dir: Path, *, snapshots_dir: Path | None =
             "snapshot": {"file": str(relative), "digest": sha256_file(out_dir / relative)},
         }
     reports = {
-        fmt: {"file": path.name, "digest": sha256_file(path)} for fmt, path in write_all(result, out_dir).items()
+        fmt: {"file": path.name, "digest": sha256_file(path)}
+        for fmt, path in write_all(result, out_dir).items()
     }
     base = loaded.base_dir
     inputs = {
@@ -183,7 +186,11 @@ def render_certificate_markdown(certificate: dict[str, Any]) -> str:
         f"- Issued: {certificate['issued_at']} by parity {certificate['parity_version']}",
         f"- Suite: `{certificate['suite']}`",
         f"- Repository: {repo.get('remote') or repo.get('root') or 'not in git'}"
-        + (f" at `{repo['commit']}`" + (" (uncommitted changes)" if repo.get("dirty") else "") if repo else ""),
+        + (
+            f" at `{repo['commit']}`" + (" (uncommitted changes)" if repo.get("dirty") else "")
+            if repo
+            else ""
+        ),
         f"- Contract: extends `{certificate['contract']['extends']}`, `{certificate['contract']['digest']}`",
         "",
         "## Targets",
@@ -196,7 +203,13 @@ def render_certificate_markdown(certificate: dict[str, Any]) -> str:
             f"| {name} | {target['platform']} | {target['engine']} | `{target['image']}` | "
             f"`{target['image_id'] or '-'}` | {target['probe_version'] or '-'} | `{target['snapshot']['digest']}` |"
         )
-    lines += ["", "## Comparisons", "", "| comparison | verdict | divergences | unwaived |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Comparisons",
+        "",
+        "| comparison | verdict | divergences | unwaived |",
+        "|---|---|---|---|",
+    ]
     for comparison in certificate["comparisons"]:
         lines.append(
             f"| {comparison['name']} | {comparison['verdict']} | {comparison['divergences']} | {comparison['unwaived']} |"
@@ -230,13 +243,17 @@ def verify_certificate(path: Path) -> list[str]:
         raise BadInput(path, None, f"not a readable JSON certificate: {exc}") from None
     if not isinstance(certificate, dict) or certificate.get("schema") != CERTIFICATE_SCHEMA:
         found = certificate.get("schema") if isinstance(certificate, dict) else None
-        raise BadInput(path, "schema", f"not a parity certificate (expected {CERTIFICATE_SCHEMA!r}, got {found!r})")
+        raise BadInput(
+            path, "schema", f"not a parity certificate (expected {CERTIFICATE_SCHEMA!r}, got {found!r})"
+        )
     out_dir = path.parent
     base_dir = Path(certificate.get("base_dir") or out_dir)
     checks: list[tuple[Path, str, str]] = []
     try:
         for name, target in certificate["targets"].items():
-            checks.append((out_dir / target["snapshot"]["file"], target["snapshot"]["digest"], f"snapshot of {name}"))
+            checks.append(
+                (out_dir / target["snapshot"]["file"], target["snapshot"]["digest"], f"snapshot of {name}")
+            )
         for fmt, entry in certificate["reports"].items():
             checks.append((out_dir / entry["file"], entry["digest"], f"{fmt} report"))
         for role, entry in certificate["inputs"].items():
@@ -252,7 +269,9 @@ def verify_certificate(path: Path) -> list[str]:
     return problems
 
 
-def certify_command(config_path: Path, out_dir: Path | None, verify: Path | None, snapshots_dir: Path | None) -> int:
+def certify_command(
+    config_path: Path, out_dir: Path | None, verify: Path | None, snapshots_dir: Path | None
+) -> int:
     """`parity certify`: write a certificate (exit 0 certified, 1 not), or `--verify` one (0 ok, 1 not)."""
     if verify is not None:
         problems = verify_certificate(verify)

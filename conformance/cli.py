@@ -109,7 +109,9 @@ def diff(left: Path, right: Path, fmt: str, out: Path | None, config_path: Path 
 @cli.command()
 @config_option
 @click.option("--update-baselines", is_flag=True, help="write new and changed baselines (atomically)")
-@click.option("--prune-baselines", is_flag=True, help="with --update-baselines: delete baselines no target uses")
+@click.option(
+    "--prune-baselines", is_flag=True, help="with --update-baselines: delete baselines no target uses"
+)
 @click.option(
     "--snapshots",
     "snapshots_dir",
@@ -150,7 +152,9 @@ def check(
 
 @cli.command()
 @config_option
-@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), help="where the certificate goes")
+@click.option(
+    "--out-dir", type=click.Path(file_okay=False, path_type=Path), help="where the certificate goes"
+)
 @click.option(
     "--verify",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -166,7 +170,9 @@ def certify(config_path: Path, out_dir: Path | None, verify: Path | None, snapsh
     """Check, then write a cutover certificate (JSON + Markdown) and every report."""
     from conformance.certify import certify_command
 
-    sys.exit(certify_command(config_path=config_path, out_dir=out_dir, verify=verify, snapshots_dir=snapshots_dir))
+    sys.exit(
+        certify_command(config_path=config_path, out_dir=out_dir, verify=verify, snapshots_dir=snapshots_dir)
+    )
 
 
 @cli.command()
@@ -223,4 +229,3 @@ def main() -> None:
     except ParityError as exc:  # raised outside a command, e.g. while parsing
         click.echo(f"parity: {exc.one_line()}", err=True)
         sys.exit(exc.exit_code)
-

@@ -72,7 +72,9 @@ class TargetConfig(Strict):
     platform: Platform
     engine: Engine = "docker"
     image: str = Field(min_length=1)
-    spec: str = Field(min_length=1, description="Pod manifest or SageMaker job request, relative to parity.yaml")
+    spec: str = Field(
+        min_length=1, description="Pod manifest or SageMaker job request, relative to parity.yaml"
+    )
     resources: list[str] = Field(
         default_factory=list,
         description="kubernetes: ConfigMap/Secret/ServiceAccount/Service manifests beside the pod",
@@ -147,7 +149,7 @@ class Waiver(Strict):
     expires: dt.date | None = None
 
     @model_validator(mode="after")
-    def _has_selector(self) -> "Waiver":
+    def _has_selector(self) -> Waiver:
         if not (self.id or self.path):
             raise ValueError("a waiver needs an 'id' or a 'path'")
         return self
@@ -158,7 +160,9 @@ class ParityConfig(Strict):
     suite: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+$", description="baselines/<suite>/<target>.json")
     baselines_dir: str = Field("baselines", description="relative to this file")
     probe: ProbeScope = Field(default_factory=ProbeScope)
-    targets: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")], TargetConfig] = Field(default_factory=dict)
+    targets: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")], TargetConfig] = Field(
+        default_factory=dict
+    )
     comparisons: list[Comparison] = Field(
         default_factory=list, description="pairs to diff; default: the first target against each other one"
     )
@@ -166,7 +170,7 @@ class ParityConfig(Strict):
     waivers: list[Waiver] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _comparisons_name_targets(self) -> "ParityConfig":
+    def _comparisons_name_targets(self) -> ParityConfig:
         for index, pair in enumerate(self.comparisons):
             for side in ("left", "right"):
                 name = getattr(pair, side)

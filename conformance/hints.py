@@ -236,7 +236,7 @@ def _search_path(f: Finding, ctx: HintContext) -> str | None:
     separator = ";" if name == "CLASSPATH" and ";" in f.left + f.right else ":"
     left, right = f.left.split(separator), f.right.split(separator)
     if sorted(left) == sorted(right):
-        first = next(i for i, (a, b) in enumerate(zip(left, right)) if a != b)
+        first = next(i for i, (a, b) in enumerate(zip(left, right, strict=True)) if a != b)
         return (
             f"{name} has the same entries in a different order: entry {first} is {left[first]!r} on "
             f"{ctx.left_label} and {right[first]!r} on {ctx.right_label}, so lookups can pick other "

@@ -81,7 +81,9 @@ class CheckResult(_Model):
     suite: str | None = None
     comparisons: list[ComparisonResult] = Field(default_factory=list)
     waiver_notes: list[WaiverNote] = Field(default_factory=list)
-    snapshots: dict[str, str] = Field(default_factory=dict, description="target -> snapshot file, when written")
+    snapshots: dict[str, str] = Field(
+        default_factory=dict, description="target -> snapshot file, when written"
+    )
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -57,7 +57,9 @@ class Container(_Model):
     command: list[str] | None = Field(
         None, description="the platform's arguments (CMD); for the main container the probe replaces them"
     )
-    env: list[tuple[str, str]] = Field(default_factory=list, description="in the order the platform sets them")
+    env: list[tuple[str, str]] = Field(
+        default_factory=list, description="in the order the platform sets them"
+    )
     working_dir: str | None = None
     user: str | None = Field(None, description="'uid' or 'uid:gid'; None keeps the image's USER")
     group_add: list[int] = Field(default_factory=list)

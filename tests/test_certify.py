@@ -85,8 +85,14 @@ def test_an_edited_snapshot_or_config_fails_verification(tmp_path):
 def test_a_divergence_gives_a_not_certified_certificate_listing_the_waivers_in_force(tmp_path):
     broken = sagemaker_snapshot()
     broken["identity"]["uid"] = 0
-    waivers = [{"path": "env.vars.LANG", "reason": "locale set by the base image", "owner": "platform-team",
-                "expires": "2099-01-01"}]
+    waivers = [
+        {
+            "path": "env.vars.LANG",
+            "reason": "locale set by the base image",
+            "owner": "platform-team",
+            "expires": "2099-01-01",
+        }
+    ]
     project = _project(tmp_path / "repo", sagemaker=broken, waivers=waivers)
     out = tmp_path / "cert"
     result = _certify(project, out)

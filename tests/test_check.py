@@ -120,7 +120,9 @@ def test_a_missing_baseline_fails_with_the_command_that_creates_it(project: Path
 
 def test_a_caller_names_its_own_command_for_missing_baselines(project: Path):
     outcome = run_check(
-        load_config("parity.yaml"), snapshots_dir=Path("snapshots"), update_command="parity demo --update-baselines"
+        load_config("parity.yaml"),
+        snapshots_dir=Path("snapshots"),
+        update_command="parity demo --update-baselines",
     )
     hints = [d.hint for c in outcome.result.comparisons if c.kind == "baseline" for d in c.divergences]
     assert len(hints) == 2 and all("`parity demo --update-baselines`" in hint for hint in hints)

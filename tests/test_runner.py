@@ -30,8 +30,13 @@ def loaded(tmp_path):
 
 
 def _plan(platform: str, target: str) -> LaunchPlan:
-    return LaunchPlan(platform=platform, target=target, hostname="h", main=Container(name="main", image="img:1"),
-                      metadata={"pod": "trainer"})
+    return LaunchPlan(
+        platform=platform,
+        target=target,
+        hostname="h",
+        main=Container(name="main", image="img:1"),
+        metadata={"pod": "trainer"},
+    )
 
 
 def test_a_bad_spec_in_any_target_fails_the_check_before_any_target_runs(loaded, monkeypatch):
@@ -70,7 +75,9 @@ def test_run_target_records_which_target_platform_and_image_produced_the_snapsho
 
 def test_an_engine_this_build_lacks_is_bad_input_naming_the_target(tmp_path):
     (tmp_path / "parity.yaml").write_text(
-        yaml.safe_dump({"targets": {"sm": {"platform": "sagemaker", "engine": "aws", "image": "i", "spec": "j"}}})
+        yaml.safe_dump(
+            {"targets": {"sm": {"platform": "sagemaker", "engine": "aws", "image": "i", "spec": "j"}}}
+        )
     )
     with pytest.raises(BadInput, match=r"targets\.sm\.engine: engine 'aws' is not available"):
         runner.engine_class(load_config(tmp_path / "parity.yaml"), "sm")

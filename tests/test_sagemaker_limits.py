@@ -459,7 +459,7 @@ def request_with(api: str, setter, n: int) -> dict:
 
 
 @pytest.mark.parametrize(
-    ("name", "api", "field", "limit", "side", "setter", "unit"), LIMITS, ids=[l[0] for l in LIMITS]
+    ("name", "api", "field", "limit", "side", "setter", "unit"), LIMITS, ids=[limit[0] for limit in LIMITS]
 )
 def test_limit_is_enforced_at_its_exact_boundary(name, api, field, limit, side, setter, unit):
     validate_request(api, request_with(api, setter, limit), "spec.yaml")  # N is accepted

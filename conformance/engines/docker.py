@@ -307,7 +307,7 @@ class _PlanRun:
                 labels={**self.labels, LABEL_ROLE: "volume", "org.parity.volume": volume.name},
             )
 
-        for volume, created in zip(self.volumes, concurrently(create, list(enumerate(self.volumes)))):
+        for volume, created in zip(self.volumes, concurrently(create, list(enumerate(self.volumes))), strict=True):
             self.volume_names[volume.name] = created.name
             self.volume_mountpoints[volume.name] = created.attrs["Mountpoint"]
 

@@ -24,7 +24,6 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-
 class KubernetesOptions(BaseModel):
     """Adapter options. Defaults describe a pod on an EKS node in a 10.0.0.0/16 VPC."""
 

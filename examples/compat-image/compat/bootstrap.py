@@ -53,10 +53,10 @@ COMPAT_HOME = Path(__file__).resolve().parent
 # The compat layer's private boto3 (installed there by the Dockerfile), never on user code's sys.path.
 sys.path[:0] = [str(COMPAT_HOME), str(COMPAT_HOME / "lib")]
 
-import boto3
-import statsd_relay
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+import boto3  # noqa: E402 - from the private path above
+import statsd_relay  # noqa: E402
+from botocore.config import Config  # noqa: E402
+from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
 BOOTSTRAP_ENV = "COMPAT_BOOTSTRAP"
 BREAK_ENV = "COMPAT_BREAK"
