@@ -10,6 +10,22 @@ from types import ModuleType
 
 from conformance.snapshot import PROBE_PATH
 
+# The collectors' sections of a snapshot, as docs/SNAPSHOT.md lists them.
+COLLECTOR_SECTIONS = (
+    "env",
+    "identity",
+    "credentials",
+    "metrics",
+    "hyperparameters",
+    "spark",
+    "filesystem",
+    "network",
+    "runtime",
+    "resources",
+    "process",
+    "context",
+)
+
 
 def load_probe_module() -> ModuleType:
     """probes/parity_probe.py as a module, without leaving its `dont_write_bytecode` switch on in pytest."""

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.snapshot import FRAME_BEGIN, FRAME_END, PROBE_PATH, SCHEMA, extract_snapshot
-from tests.probe_support import expected_hmac, load_probe_module
+from tests.probe_support import COLLECTOR_SECTIONS, expected_hmac, load_probe_module
 
 KEY = bytes(range(32))
 
@@ -63,20 +63,7 @@ def test_prints_a_valid_framed_snapshot_writes_only_its_out_file_and_leaves_itse
     assert json.loads((tmp_path / "out.json").read_text()) == snapshot
     assert snapshot["errors"] == []
     assert snapshot["probe"]["label"] == "unit" and snapshot["probe"]["hash"]["comparable"] is True
-    assert set(snapshot["probe"]["timings_ms"]) == {
-        "env",
-        "identity",
-        "credentials",
-        "metrics",
-        "hyperparameters",
-        "spark",
-        "filesystem",
-        "network",
-        "runtime",
-        "resources",
-        "process",
-        "context",
-    }
+    assert set(snapshot["probe"]["timings_ms"]) == set(COLLECTOR_SECTIONS)
     # Self-footprint: its file, config and --out are neither walked nor in argv, and the snapshot says so.
     own = {
         str(tmp_path / "probe" / "parity_probe.py"),

@@ -21,25 +21,11 @@ from conformance.snapshot import (
     snapshot_json_schema,
     validate_snapshot,
 )
-
-SECTIONS = (
-    "env",
-    "identity",
-    "credentials",
-    "metrics",
-    "hyperparameters",
-    "spark",
-    "filesystem",
-    "network",
-    "runtime",
-    "resources",
-    "process",
-    "context",
-)
+from tests.probe_support import COLLECTOR_SECTIONS
 
 
 def minimal_snapshot(**changes) -> dict:
-    snapshot = {name: {} for name in SECTIONS}
+    snapshot = {name: {} for name in COLLECTOR_SECTIONS}
     snapshot.update(
         schema=SCHEMA,
         probe={
