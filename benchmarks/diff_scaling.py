@@ -141,7 +141,10 @@ def main() -> None:
     args = parser.parse_args()
 
     contract = load_contract()
-    header = f"{'leaves':>8} {'divergences':>11} {'diff s':>8} {'normalize s':>11} {'peak MiB':>9} {'time ×':>7} {'size ×':>7}"
+    header = (
+        f"{'leaves':>8} {'divergences':>11} {'diff s':>8} {'normalize s':>11} {'peak MiB':>9} "
+        f"{'time ×':>7} {'size ×':>7}"
+    )
     print(header + (f" {'deepdiff s':>10}" if args.deepdiff else ""))
     previous: dict[str, float] | None = None
     for size in (int(text) for text in args.sizes.split(",")):

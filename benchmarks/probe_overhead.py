@@ -108,11 +108,13 @@ def report(args, measured: dict, snapshot: dict, end_to_end: dict) -> None:
     for label, row in (("python3 -c pass", bare), ("probe (default scope)", probe)):
         print(f"{label:24}{row['wall_ms']:>10.1f}{row['cpu_ms']:>10.1f}{row['maxrss_kb'] / 1024:>14.1f}")
     print(
-        f"{'difference':24}{wall_added:>+10.1f}{probe['cpu_ms'] - bare['cpu_ms']:>+10.1f}{rss_added_mb:>+14.1f}"
+        f"{'difference':24}{wall_added:>+10.1f}{probe['cpu_ms'] - bare['cpu_ms']:>+10.1f}"
+        f"{rss_added_mb:>+14.1f}"
         f"   (target: <= +{TARGET_WALL_MS:.0f} ms wall, <= +{TARGET_RSS_MB:.0f} MB)"
     )
     print(
-        f"{'ratio':24}{probe['wall_ms'] / bare['wall_ms']:>10.2f}{probe['cpu_ms'] / max(bare['cpu_ms'], 0.1):>10.2f}"
+        f"{'ratio':24}{probe['wall_ms'] / bare['wall_ms']:>10.2f}"
+        f"{probe['cpu_ms'] / max(bare['cpu_ms'], 0.1):>10.2f}"
         f"{probe['maxrss_kb'] / bare['maxrss_kb']:>14.2f}"
     )
     size = len(json.dumps(snapshot))

@@ -76,7 +76,8 @@ def main() -> None:
     sizes = [int(size) for size in parser.parse_args().sizes.split(",")]
     baseline: dict[str, float] = {}
     print(
-        f"{'format':<9} {'divergences':>11} {'time s':>8} {'peak MiB':>9} {'output chars':>13} {'time ratio':>11}"
+        f"{'format':<9} {'divergences':>11} {'time s':>8} {'peak MiB':>9} "
+        f"{'output chars':>13} {'time ratio':>11}"
     )
     for size in sizes:
         result = synthetic_result(size)

@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     ratio = statistics.median(times["parity run (in-process runner)"]) / floor
     print(
-        f"in-process runner / bare docker run = {ratio:.2f} (target <= 2.00: {'met' if ratio <= 2 else 'missed'})"
+        f"in-process runner / bare docker run = {ratio:.2f} "
+        f"(target <= 2.00: {'met' if ratio <= 2 else 'missed'})"
     )
     return 0
 

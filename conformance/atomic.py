@@ -1,4 +1,5 @@
-"""Writing files so that a reader — or the next run after a crash — sees the old file or the new one, never a part."""
+"""Writing files so that a reader — or the next run after a crash — sees the old file or the new one,
+never a part."""
 
 from __future__ import annotations
 

@@ -43,7 +43,8 @@ def debian_mirror(sources: tuple[Path, ...] = APT_SOURCES) -> str:
                 return uri
     raise InfrastructureError(
         "no Debian mirror found in the apt sources",
-        "configure apt (/etc/apt/sources.list.d/debian.sources) or build the base image elsewhere and load it",
+        "configure apt (/etc/apt/sources.list.d/debian.sources) or build the base image elsewhere "
+        "and load it",
     )
 
 

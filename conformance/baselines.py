@@ -46,7 +46,10 @@ class BaselineChange:
         if self.status == "changed":
             return f"{where}: changed ({self.changed_paths} path{'s' if self.changed_paths != 1 else ''})"
         if self.status == "unused":
-            return f"{where}: unused (no target '{self.path.stem}'; delete it with --update-baselines --prune-baselines)"
+            return (
+                f"{where}: unused (no target '{self.path.stem}'; "
+                "delete it with --update-baselines --prune-baselines)"
+            )
         return f"{where}: {self.status}"
 
 

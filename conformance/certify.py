@@ -201,7 +201,8 @@ def render_certificate_markdown(certificate: dict[str, Any]) -> str:
     for name, target in certificate["targets"].items():
         lines.append(
             f"| {name} | {target['platform']} | {target['engine']} | `{target['image']}` | "
-            f"`{target['image_id'] or '-'}` | {target['probe_version'] or '-'} | `{target['snapshot']['digest']}` |"
+            f"`{target['image_id'] or '-'}` | {target['probe_version'] or '-'} | "
+            f"`{target['snapshot']['digest']}` |"
         )
     lines += [
         "",
@@ -212,7 +213,8 @@ def render_certificate_markdown(certificate: dict[str, Any]) -> str:
     ]
     for comparison in certificate["comparisons"]:
         lines.append(
-            f"| {comparison['name']} | {comparison['verdict']} | {comparison['divergences']} | {comparison['unwaived']} |"
+            f"| {comparison['name']} | {comparison['verdict']} | {comparison['divergences']} | "
+            f"{comparison['unwaived']} |"
         )
     lines += ["", "## Waivers in force", ""]
     if certificate["waivers"]:
@@ -220,7 +222,8 @@ def render_certificate_markdown(certificate: dict[str, Any]) -> str:
         for waiver in certificate["waivers"]:
             reason = waiver["reason"].replace("|", "\\|")
             lines.append(
-                f"| `{waiver['selector']}` | {reason} | {waiver['owner']} | {waiver['expires'] or 'never'} | {waiver['applied']} |"
+                f"| `{waiver['selector']}` | {reason} | {waiver['owner']} | "
+                f"{waiver['expires'] or 'never'} | {waiver['applied']} |"
             )
     else:
         lines.append("None.")

@@ -176,7 +176,8 @@ class ParityConfig(Strict):
                 name = getattr(pair, side)
                 if name not in self.targets:
                     raise ValueError(
-                        f"comparisons.{index}.{side}: unknown target {name!r} (targets: {', '.join(self.targets) or 'none'})"
+                        f"comparisons.{index}.{side}: unknown target {name!r} "
+                        f"(targets: {', '.join(self.targets) or 'none'})"
                     )
         return self
 

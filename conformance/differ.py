@@ -7,7 +7,8 @@ it must name every divergence by a snapshot path (docs/SNAPSHOT.md). It is also 
 Python-level walk: `==` first, then their canonical JSON, because `==` alone says `1 == 1.0 == True`.
 
 Kinds: `missing` — on the left only; `extra` — on the right only (an entry saying it does not exist,
-`{"type": "missing"}` or `"exists": false`, counts as absent); `changed` — both present, values differ (including a null on one side); `type_changed` — both present and non-null, JSON types differ
+`{"type": "missing"}` or `"exists": false`, counts as absent); `changed` — both present, values differ
+(including a null on one side); `type_changed` — both present and non-null, JSON types differ
 (`0.1` vs `"0.1"`, `1` vs `1.0`, a mapping vs a list). Ordered lists are aligned (difflib) so an inserted
 item is one divergence, not a cascade of shifted indices; `sets` lists compare unique elements.
 
@@ -67,7 +68,8 @@ class _Finding:
 
 @dataclass(frozen=True)
 class _Scope:
-    """The contract in force for one subtree: rules that may still match in it, effects of those matched above."""
+    """The contract in force for one subtree: rules that may still match in it, effects of those matched
+    above."""
 
     rules: GlobIndex[PathRule]
     platform_only: tuple[PathRule, ...] = ()
@@ -237,7 +239,8 @@ class _Walk:
                 self._record(path, "extra", None, item, scope, identity=f"{path}∋{key}")
 
     def _sequence(self, path: str, left: list, right: list, scope: _Scope) -> None:
-        """Align the two lists; pair items only at equal indices so each path names the same place on both sides."""
+        """Align the two lists; pair items only at equal indices so each path names the same place on both
+        sides."""
         left_keys = [canonical(item) for item in left]
         right_keys = [canonical(item) for item in right]
         # Run the matcher in one canonical direction so diff(a, b) and diff(b, a) mirror each other.
@@ -301,7 +304,8 @@ def _says_absent(value: Any) -> bool:
 
 
 def _exists(value: Any) -> bool:
-    """Whether a value counts as there for `present`, `platform_only` and missing/extra: not absent, not null."""
+    """Whether a value counts as there for `present`, `platform_only` and missing/extra: not absent, not
+    null."""
     return value is not _MISSING and value is not None and not _says_absent(value)
 
 
@@ -350,7 +354,8 @@ def _same_key(left: dict[str, Any], right: dict[str, Any]) -> bool:
 
 
 def _key_finding(walk: _Walk) -> _Finding | None:
-    """The divergence that says secrets were compared by presence only, unless a side is a keyless baseline."""
+    """The divergence that says secrets were compared by presence only, unless a side is a keyless
+    baseline."""
     if not walk.secrets_by_presence:
         return None
     left_hash, right_hash = _hash_info(walk.left.snapshot), _hash_info(walk.right.snapshot)
@@ -361,7 +366,8 @@ def _key_finding(walk: _Walk) -> _Finding | None:
         for side, info in ((walk.left, left_hash), (walk.right, right_hash))
         if info.get("comparable") is not True
     ] or [
-        f"the snapshots were hashed with different keys ({left_hash.get('key_id')} vs {right_hash.get('key_id')})"
+        "the snapshots were hashed with different keys "
+        f"({left_hash.get('key_id')} vs {right_hash.get('key_id')})"
     ]
     hint = (
         f"{walk.secrets_by_presence} secret value(s) were compared for presence only: {'; '.join(reasons)}. "

@@ -29,7 +29,8 @@ class Finding(Protocol):
 
 @dataclass(frozen=True)
 class HintContext:
-    """What a hint may refer to beyond its own divergence: the two sides and the comparison's other findings."""
+    """What a hint may refer to beyond its own divergence: the two sides and the comparison's other
+    findings."""
 
     left_label: str
     right_label: str
@@ -136,9 +137,9 @@ def _credential_files(f: Finding, ctx: HintContext) -> str | None:
     if attribute in ("mode", "uid", "gid"):
         return (
             f"Credential file {attribute} differs: {_sides(f, ctx)}. Kubernetes Secret volumes use "
-            "defaultMode 0644, and with fsGroup group fsGroup plus 0440/0640 (K8s §2 fsGroup, Service account "
-            "token); the entrypoint must chmod/chown the file it materializes the same way before dropping "
-            "privileges."
+            "defaultMode 0644, and with fsGroup group fsGroup plus 0440/0640 (K8s §2 fsGroup, Service "
+            "account token); the entrypoint must chmod/chown the file it materializes the same way before "
+            "dropping privileges."
         )
     if f.kind in ("missing", "extra"):
         return (
@@ -153,7 +154,8 @@ def _aws_credentials(f: Finding, ctx: HintContext) -> str | None:
         return (
             f"AWS credentials resolve on one side only ({_sides(f, ctx)}): on EKS they come from IRSA web "
             "identity or Pod Identity (K8s §5), on SageMaker from AWS_CONTAINER_CREDENTIALS_RELATIVE_URI "
-            "(SM §1 Credentials); check the job's RoleArn and that the entrypoint does not unset the variable."
+            "(SM §1 Credentials); check the job's RoleArn and that the entrypoint does not unset the "
+            "variable."
         )
     if "region" in f.path or _last_key(f.path) in ("AWS_DEFAULT_REGION", "AWS_REGION"):
         return (
@@ -180,9 +182,9 @@ def _env_missing(f: Finding, ctx: HintContext) -> str | None:
         value = f.left if f.kind == "missing" else f.right
         if value.startswith(("tcp://", "udp://")):
             return (
-                f"{name}={value} looks like a Kubernetes service-link variable (K8s §1): kubelet injects them "
-                "for every Service in the namespace. If user code reads it, export it on SageMaker; if not, "
-                "set enableServiceLinks: false in the pod or list it under platform_only.kubernetes."
+                f"{name}={value} looks like a Kubernetes service-link variable (K8s §1): kubelet injects "
+                "them for every Service in the namespace. If user code reads it, export it on SageMaker; if "
+                "not, set enableServiceLinks: false in the pod or list it under platform_only.kubernetes."
             )
     return (
         f"{name} is set on {ctx.present_side(f)} only: add it to the job's Environment, or export it in the "
@@ -204,7 +206,8 @@ def _security(f: Finding, ctx: HintContext) -> str | None:
     return (
         f"Process security settings differ ({f.path}: {_sides(f, ctx)}). Kubernetes defaults "
         "to containerd's capability set, seccomp Unconfined and NoNewPrivs only with "
-        "allowPrivilegeEscalation: false (K8s §3); code that needs a capability or a syscall fails on one side."
+        "allowPrivilegeEscalation: false (K8s §3); code that needs a capability or a syscall fails on one "
+        "side."
     )
 
 
@@ -258,8 +261,8 @@ def _spark(f: Finding, ctx: HintContext) -> str | None:
     if f.kind in ("missing", "extra"):
         return (
             f"Spark setting {key} is set on {ctx.present_side(f)} only: Spark silently falls back to its "
-            "default for a dropped key. Write spark-defaults.conf (and spark-env.sh, Hadoop XML) with the same "
-            "keys in the entrypoint for this context."
+            "default for a dropped key. Write spark-defaults.conf (and spark-env.sh, Hadoop XML) with the "
+            "same keys in the entrypoint for this context."
         )
     return (
         f"Spark setting {key} differs ({_sides(f, ctx)}): the compat layer rewrote it; keep the Kubernetes "

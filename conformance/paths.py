@@ -67,7 +67,8 @@ _UNESCAPE = re.compile(r"\\(['\\])")
 
 
 def _path_tokens(text: str) -> list[tuple[Segment, int]]:
-    """(segment, end offset) of each segment; the fast path for well-formed paths, the careful one otherwise."""
+    """(segment, end offset) of each segment; the fast path for well-formed paths, the careful one
+    otherwise."""
     tokens: list[tuple[Segment, int]] = []
     position = 0
     while position < len(text):

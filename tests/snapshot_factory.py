@@ -262,7 +262,9 @@ def sagemaker_snapshot() -> dict[str, Any]:
     snapshot["env"]["vars"].update(
         {
             "TRAINING_JOB_NAME": "trainer-2025-11-22-11-35-01-123",
-            "TRAINING_JOB_ARN": "arn:aws:sagemaker:us-east-1:123456789012:training-job/trainer-2025-11-22-11-35-01-123",
+            "TRAINING_JOB_ARN": (
+                "arn:aws:sagemaker:us-east-1:123456789012:training-job/trainer-2025-11-22-11-35-01-123"
+            ),
             "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/1f3d3b2b-0f1a-4b7a-9c8b-5d3a2f1e0c9b",
             "AWS_EXECUTION_ENV": "AWS_ECS_EC2",
         }

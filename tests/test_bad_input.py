@@ -50,7 +50,8 @@ def one_line_error(*args: str) -> str:
         ),
         (
             TARGETS + "contract: {present: [enviroment.vars.X]}",
-            "parity.yaml: contract.present.0: bad path pattern 'enviroment.vars.X': unknown snapshot section 'enviroment'",
+            "parity.yaml: contract.present.0: bad path pattern 'enviroment.vars.X': "
+            "unknown snapshot section 'enviroment'",
         ),
         (TARGETS + "contract: {sets: [identity..groups]}", "parity.yaml: contract.sets.0: bad path pattern"),
         (
@@ -103,7 +104,8 @@ def one_line_error(*args: str) -> str:
         ),
         (
             TARGETS + "waivers: [{path: env.vars.X, reason: r, owner: me, comparison: k8s~sm}]",
-            "parity.yaml: waivers.0.comparison: no comparison 'k8s~sm' (comparisons: k8s~sagemaker, baseline:k8s, baseline:sagemaker)",
+            "parity.yaml: waivers.0.comparison: no comparison 'k8s~sm' "
+            "(comparisons: k8s~sagemaker, baseline:k8s, baseline:sagemaker)",
         ),
         (
             TARGETS + "comparisons: [{left: k8s, right: ecs}]",
@@ -158,7 +160,8 @@ def test_a_missing_stored_snapshot_says_how_to_make_it(workdir: Path):
     (workdir / "parity.yaml").write_text(TARGETS)
     (workdir / "snapshots/sagemaker.json").unlink()
     assert one_line_error("check", "-c", "parity.yaml", "--snapshots", "snapshots") == (
-        "parity: snapshots/sagemaker.json: no snapshot for target 'sagemaker' (write one with `parity run -t sagemaker`)"
+        "parity: snapshots/sagemaker.json: no snapshot for target 'sagemaker' "
+        "(write one with `parity run -t sagemaker`)"
     )
 
 

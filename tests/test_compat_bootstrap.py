@@ -262,7 +262,8 @@ def test_the_environment_is_read_byte_for_byte_without_pythons_locale_coercion()
         "import os, sys; sys.argv = ['x']; "
         f"sys.path.insert(0, {str(COMPAT_IMAGE_DIR / 'compat')!r}); import bootstrap; "
         "env = bootstrap.original_environment(); "
-        "sys.stdout.buffer.write(repr(sorted((os.fsencode(k), os.fsencode(v)) for k, v in env.items())).encode()); "
+        "sys.stdout.buffer.write(repr(sorted((os.fsencode(k), os.fsencode(v)) "
+        "for k, v in env.items())).encode()); "
         "sys.stdout.buffer.write(b'|' + str('LC_CTYPE' in os.environ).encode())"
     )
     given = {b"PATH": os.environb[b"PATH"], b"LANG": b"C", b"ODD": b"caf\xe9\xff", b"EMPTY": b""}

@@ -382,7 +382,9 @@ def test_on_sagemaker_user_code_sees_the_pods_world(clean_run, seed):
     adapted = {key: value for key, value in observed["spark"] if dict(pod_spark)[key] != value}
     assert adapted == {
         "spark.master": "local[*]",
-        "spark.hadoop.fs.s3a.aws.credentials.provider": "com.amazonaws.auth.EC2ContainerCredentialsProviderWrapper",
+        "spark.hadoop.fs.s3a.aws.credentials.provider": (
+            "com.amazonaws.auth.EC2ContainerCredentialsProviderWrapper"
+        ),
     }
 
     # metrics: the pod's localhost address, relayed to the gateway
@@ -470,8 +472,8 @@ def test_each_break_breaks_exactly_its_one_thing(name, sagemaker, gateway, clean
 # Prints what the process was given, for comparing a run through the entrypoint with one without it.
 ECHO = (
     "import json, os, sys; print(json.dumps({'argv': sys.argv, 'uid': os.getuid(), 'gid': os.getgid(), "
-    "'groups': sorted(os.getgroups()), 'cwd': os.getcwd(), 'env': dict(entry.decode().split('=', 1) for entry "
-    "in open('/proc/self/environ', 'rb').read().split(b'\\0') if entry)}))"
+    "'groups': sorted(os.getgroups()), 'cwd': os.getcwd(), 'env': dict(entry.decode().split('=', 1) "
+    "for entry in open('/proc/self/environ', 'rb').read().split(b'\\0') if entry)}))"
 )
 KUBERNETES_ENV = {
     "KUBERNETES_SERVICE_HOST": "10.100.0.1",

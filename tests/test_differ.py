@@ -241,7 +241,8 @@ def test_equivalent_paths_are_compared_across_sides():
     assert divergence.path == f"hyperparameters.sources['{kubernetes_file}'].values.epochs"
     assert divergence.kind == "type_changed" and divergence.severity == "critical"
     assert divergence.rule == (
-        f"equivalent: hyperparameters.sources['{kubernetes_file}'] = hyperparameters.sources['{sagemaker_file}']"
+        f"equivalent: hyperparameters.sources['{kubernetes_file}'] = "
+        f"hyperparameters.sources['{sagemaker_file}']"
     )
 
 

@@ -1,4 +1,5 @@
-"""The pytest plugin: `pytest --parity-config parity.yaml` gates an existing pytest/JUnit pipeline on parity."""
+"""The pytest plugin: `pytest --parity-config parity.yaml` gates an existing pytest/JUnit pipeline on
+parity."""
 
 from __future__ import annotations
 

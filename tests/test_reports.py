@@ -429,9 +429,8 @@ def test_markdown_keeps_pipes_backticks_and_html_inside_their_cells():
     [row] = table[1:]
     assert len(row) == 6
     assert row[0] == "<code>env.vars['A|`B`']</code>"
-    assert (
-        row[2]
-        == "<code>&quot;a|b `tick` ``double`` &lt;script&gt;alert(1)&lt;/script&gt; *bold* @someone&quot;</code>"
+    assert row[2] == (
+        "<code>&quot;a|b `tick` ``double`` &lt;script&gt;alert(1)&lt;/script&gt; *bold* @someone&quot;</code>"
     )
     assert row[3] == "<code>&quot;x\\ny&quot;</code>"
     rendered = MarkdownIt("commonmark", {"html": True}).enable("table").render(text)

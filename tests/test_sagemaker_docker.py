@@ -146,7 +146,8 @@ def test_environment_is_the_platforms_the_requests_and_the_images_only(training_
         "NVIDIA_VISIBLE_DEVICES",
         "HOSTNAME",
     }
-    # PATH: image; HOME: the runtime; IMAGE_VAR: image ENV; PWD and COMPAT_DISPATCHED: the image's sh entrypoint.
+    # PATH: image; HOME: the runtime; IMAGE_VAR: image ENV; PWD and COMPAT_DISPATCHED: the image's sh
+    # entrypoint.
     image_and_runtime = {"PATH", "HOME", "IMAGE_VAR", "PWD", "COMPAT_DISPATCHED"}
     assert set(env) == platform | {"TEAM"} | image_and_runtime
     assert env["TRAINING_JOB_ARN"] == "arn:aws:sagemaker:us-east-1:111122223333:training-job/parity-demo-job"

@@ -307,7 +307,9 @@ class _PlanRun:
                 labels={**self.labels, LABEL_ROLE: "volume", "org.parity.volume": volume.name},
             )
 
-        for volume, created in zip(self.volumes, concurrently(create, list(enumerate(self.volumes))), strict=True):
+        for volume, created in zip(
+            self.volumes, concurrently(create, list(enumerate(self.volumes))), strict=True
+        ):
             self.volume_names[volume.name] = created.name
             self.volume_mountpoints[volume.name] = created.attrs["Mountpoint"]
 
@@ -529,8 +531,8 @@ class _PlanRun:
             because = f"; failure reason: {reason}" if reason else ""
             raise InfrastructureError(
                 f"{source} exited with code {exit_code} without a complete snapshot ({exc.problem}){because}",
-                "the entrypoint must end by exec-ing its arguments (parity replaces the command with the probe); "
-                "its last log lines follow",
+                "the entrypoint must end by exec-ing its arguments (parity replaces the command with the "
+                "probe); its last log lines follow",
                 tail,
             ) from None
         return RunOutcome(
@@ -551,7 +553,8 @@ class _PlanRun:
             self._check_not_cancelled()
             if time.monotonic() < self.deadline:
                 raise InfrastructureError(
-                    f"lost the connection to the Docker daemon while waiting for {what} (target {self.plan.target})",
+                    f"lost the connection to the Docker daemon while waiting for {what} "
+                    f"(target {self.plan.target})",
                     "check that dockerd is still running (`docker info`)",
                 ) from None
             self._docker(f"stop container {container.name}", container.kill)
@@ -578,7 +581,8 @@ class _PlanRun:
             return ""
 
     def _failure_reason(self, container: DockerContainer) -> str | None:
-        """The first failure_message_limit bytes of the plan's failure file, read from the stopped container."""
+        """The first failure_message_limit bytes of the plan's failure file, read from the stopped
+        container."""
         if not self.plan.failure_message_path:
             return None
         try:

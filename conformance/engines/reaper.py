@@ -63,7 +63,8 @@ def remove_run_resources(client: docker.DockerClient, run_id: str) -> None:
 
 
 def concurrently(function: Callable[[T], R], items: list[T]) -> list[R]:
-    """`function` over `items` on a few threads (Docker API calls are I/O-bound); the first error is raised."""
+    """`function` over `items` on a few threads (Docker API calls are I/O-bound); the first error is
+    raised."""
     if len(items) <= 1:
         return [function(item) for item in items]
     with ThreadPoolExecutor(max_workers=min(len(items), 8)) as pool:

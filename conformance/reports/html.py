@@ -29,7 +29,8 @@ from conformance.reports.values import (
 )
 
 STYLE = """
-:root { --fg: #1f2328; --muted: #656d76; --line: #d0d7de; --pass: #1a7f37; --fail: #cf222e; --bg-alt: #f6f8fa; }
+:root { --fg: #1f2328; --muted: #656d76; --line: #d0d7de; --pass: #1a7f37; --fail: #cf222e; \
+--bg-alt: #f6f8fa; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg); margin: 0 auto;
   max-width: 1400px; padding: 1.5rem; }
 code, .value { font: 12.5px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
@@ -45,7 +46,8 @@ code, .value { font: 12.5px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, m
 .filters label { margin-right: .6rem; white-space: nowrap; }
 #shown { color: var(--muted); margin: .4rem 0; }
 section.comparison { margin-top: 1.5rem; }
-section.comparison h2 { margin-bottom: .2rem; font-size: 1.15rem; } section.comparison h2 code { font-size: 1.05rem; }
+section.comparison h2 { margin-bottom: .2rem; font-size: 1.15rem; } \
+section.comparison h2 code { font-size: 1.05rem; }
 .status.pass { color: var(--pass); } .status.fail { color: var(--fail); }
 .sides { color: var(--muted); margin-top: 0; }
 table { border-collapse: collapse; width: 100%; table-layout: fixed; }
@@ -62,7 +64,8 @@ td .value, td.path code { white-space: pre-wrap; word-break: break-all; }
 .sev-info { background: #eaeef2; color: #57606a; }
 tr.waived td { background: #f6f8fa; color: var(--muted); }
 tr.waived .badge { text-decoration: line-through; }
-.waiver { font-size: 12px; margin-top: .25rem; color: #8250df; } .waiver.expired { color: var(--fail); font-weight: 600; }
+.waiver { font-size: 12px; margin-top: .25rem; color: #8250df; } \
+.waiver.expired { color: var(--fail); font-weight: 600; }
 .hint { font-size: 13px; } .rule { color: var(--muted); font-size: 12px; }
 .empty { color: var(--pass); }
 ul.notes li.expired { color: var(--fail); }
@@ -166,7 +169,8 @@ def _comparison_section(index: int, comparison: ComparisonResult) -> str:
         return "\n".join(parts)
     parts.append(
         '<table><thead><tr><th class="path">path</th>'
-        f'<th class="side">left · {h(comparison.left)}</th><th class="side">right · {h(comparison.right)}</th>'
+        f'<th class="side">left · {h(comparison.left)}</th>'
+        f'<th class="side">right · {h(comparison.right)}</th>'
         '<th class="kind">kind</th><th class="severity">severity</th><th>hint</th></tr></thead>'
     )
     for category, divergences in grouped:
@@ -197,7 +201,8 @@ def _filters(summary: ReportSummary) -> str:
         '<nav class="filters" aria-label="filters">'
         f"<fieldset><legend>severity</legend>{severities}</fieldset>"
         f"<fieldset><legend>category</legend>{categories or 'none'}</fieldset>"
-        '<fieldset><legend>show</legend><label><input type="checkbox" id="show-waived" checked> waived</label>'
+        "<fieldset><legend>show</legend>"
+        '<label><input type="checkbox" id="show-waived" checked> waived</label>'
         '</fieldset><p id="shown" aria-live="polite"></p></nav>'
     )
 
@@ -242,7 +247,8 @@ def render_html(result: CheckResult) -> str:
 <style>{STYLE}</style>
 </head>
 <body>
-<header class="verdict {"pass" if result.passed else "fail"}"><h1>{h(summary.verdict)}</h1><p>{h(" · ".join(context))}</p></header>
+<header class="verdict {"pass" if result.passed else "fail"}"><h1>{h(summary.verdict)}</h1>\
+<p>{h(" · ".join(context))}</p></header>
 {_totals(summary)}
 {_filters(summary)}
 <main>

@@ -1,8 +1,8 @@
 """The JSON report: the check result as CI and the certificate consume it, with its summary counts.
 
-The document is the check result as `model_dump(mode="json", by_alias=True)` would give it, plus a `summary` object (verdict,
-passed, exit_code, counts per severity, category and comparison); `conformance.reports.schema` holds
-its JSON Schema.
+The document is the check result as `model_dump(mode="json", by_alias=True)` would give it, plus a
+`summary` object (verdict, passed, exit_code, counts per severity, category and comparison);
+`conformance.reports.schema` holds its JSON Schema.
 """
 
 from __future__ import annotations

@@ -79,5 +79,6 @@ def waiver_note_action(note: WaiverNote) -> str:
 def waiver_note_text(note: WaiverNote) -> str:
     """An unused or expired waiver from parity.yaml, with what to do about it, on one line."""
     return one_line(
-        f"{note.problem} waiver {note.selector} (owner {note.owner}, reason: {note.reason}) {waiver_note_action(note)}"
+        f"{note.problem} waiver {note.selector} (owner {note.owner}, reason: {note.reason}) "
+        f"{waiver_note_action(note)}"
     )

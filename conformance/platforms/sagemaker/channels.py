@@ -37,7 +37,8 @@ class StagedInput:
     objects: list[StagedObject]
     """What this host receives."""
     listed_uris: list[str]
-    """Every object of the source, in key order (a sharded channel's manifest lists them all: SS single_task)."""
+    """Every object of the source, in key order (a sharded channel's manifest lists them all: SS
+    single_task)."""
 
 
 @dataclass
@@ -120,7 +121,8 @@ class DataStager:
             raise BadInput(
                 self.spec_path,
                 field_path,
-                f"only s3:// URIs can be read (got {uri!r}); or give local data in {self.option_field}.channel_data",
+                f"only s3:// URIs can be read (got {uri!r}); "
+                f"or give local data in {self.option_field}.channel_data",
             )
         bucket, _, prefix = uri[len("s3://") :].partition("/")
         try:
@@ -148,7 +150,8 @@ class DataStager:
             code = exc.response.get("Error", {}).get("Code", "error")
             raise InfrastructureError(
                 f"cannot read {uri} for {field_path} ({code})",
-                f"check the bucket and the credentials, or give local data in {self.option_field}.channel_data",
+                "check the bucket and the credentials, "
+                f"or give local data in {self.option_field}.channel_data",
             ) from None
         except BotoCoreError as exc:
             raise InfrastructureError(

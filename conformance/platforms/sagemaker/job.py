@@ -55,7 +55,8 @@ class JobRequest:
 
 
 def hosts_named(start: int, count: int) -> list[str]:
-    """Logical host names `algo-<n>` (sagemaker-contract.md §1 "Hostname": they exist in resourceconfig.json)."""
+    """Logical host names `algo-<n>` (sagemaker-contract.md §1 "Hostname": they exist in
+    resourceconfig.json)."""
     return [f"algo-{number}" for number in range(start, start + count)]
 
 
@@ -161,7 +162,9 @@ def notebook_metadata(job: JobRequest) -> dict[str, str] | None:
         "DomainId": context.domain_id,
         "UserProfileName": context.user_profile_name,
         "ExecutionRoleArn": context.execution_role_arn or job.request["RoleArn"],
-        "ResourceArn": f"{arn_prefix}:app/{context.domain_id}/{context.user_profile_name}/{app}/{context.resource_name}",
+        "ResourceArn": (
+            f"{arn_prefix}:app/{context.domain_id}/{context.user_profile_name}/{app}/{context.resource_name}"
+        ),
         "ResourceName": context.resource_name,
     }
 

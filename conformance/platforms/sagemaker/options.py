@@ -80,7 +80,8 @@ class SageMakerOptions(_Options):
 
 
 def parse_options(config_path: Path, target_name: str, options: dict[str, Any]) -> SageMakerOptions:
-    """Validate a target's options; an unknown or invalid one is BadInput naming `targets.<name>.options.<key>`."""
+    """Validate a target's options; an unknown or invalid one is BadInput naming
+    `targets.<name>.options.<key>`."""
     try:
         return SageMakerOptions.model_validate(options)
     except ValidationError as exc:

@@ -316,7 +316,8 @@ def _check_keep_alive(job: JobRequest) -> None:
     if keep_alive > limit:
         raise job.spec_error(
             "ResourceConfig.KeepAlivePeriodInSeconds",
-            f"value is {keep_alive}; at most {limit} is allowed ({job.option_field}.max_keep_alive_seconds: the "
+            f"value is {keep_alive}; at most {limit} is allowed "
+            f"({job.option_field}.max_keep_alive_seconds: the "
             "service model allows 21600, the warm-pool guide says 3600)",
         )
     if job.options.warm_pool and keep_alive <= 0:
