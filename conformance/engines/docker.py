@@ -43,9 +43,9 @@ How a plan becomes containers:
   timeout, a missing image or a failing init container is an InfrastructureError (exit 3) carrying the
   container's last log lines.
 - **Cleanup.** Every container and volume is labelled `org.parity.run=<uuid>` (plus `org.parity.target`,
-  `org.parity.role` and the request's own `ProbeRequest.labels`) and removed by label on every path; the
-  temp dir too. Interrupts reach runs in
-  worker threads through conformance.engines.reaper.
+  `org.parity.role`, `org.parity.owner` and the request's own `ProbeRequest.labels`) and removed by label
+  on every path; the temp dir too. Interrupts reach runs in worker threads through
+  conformance.engines.reaper. What a SIGKILLed parity left behind is swept by the next run on the host.
 - Containers never use Docker's default bridge: network mode is `none`, `host` or `container:<holder>`,
   checked before every create.
 """
@@ -72,13 +72,16 @@ from docker.types import Mount
 from conformance.dockerhost import connect
 from conformance.engines.reaper import (
     HOLDER_ROLE,
+    LABEL_OWNER,
     LABEL_ROLE,
     LABEL_RUN,
     LABEL_TARGET,
     LIVE_RUNS,
     concurrently,
     install_interrupt_handlers,
+    owner_id,
     remove_run_resources,
+    sweep_orphans,
 )
 from conformance.engines.volumes import (
     VolumePathError,
@@ -122,6 +125,7 @@ class DockerEngine:
     def run(self, plan: LaunchPlan, probe: ProbeRequest, timeout: float) -> RunOutcome:
         install_interrupt_handlers()
         client = self._client or connect()
+        sweep_orphans(client)
         return _PlanRun(client, plan, probe, timeout).execute()
 
 
@@ -162,7 +166,12 @@ class _PlanRun:
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout
         self.run_id = uuid.uuid4().hex
-        self.labels = {**probe.labels, LABEL_RUN: self.run_id, LABEL_TARGET: plan.target}
+        self.labels = {
+            **probe.labels,
+            LABEL_RUN: self.run_id,
+            LABEL_TARGET: plan.target,
+            LABEL_OWNER: owner_id(),
+        }
         self.volume_names: dict[str, str] = {}
         self.volume_mountpoints: dict[str, str] = {}
         self.volumes = self._volumes_with_sub_path_dirs()

@@ -12,8 +12,10 @@ workers — their containers are gone, so they return, see their run cancelled, 
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +30,49 @@ R = TypeVar("R")
 LABEL_RUN = "org.parity.run"
 LABEL_TARGET = "org.parity.target"
 LABEL_ROLE = "org.parity.role"
+# Which process made a resource: "<host>:<pid>:<process start time>" (the start time tells a live process
+# from a later one that reused its pid).
+LABEL_OWNER = "org.parity.owner"
 HOLDER_ROLE = "holder"
+
+
+def _process_start_ticks(pid: int) -> str | None:
+    """Field 22 of /proc/<pid>/stat: when the process started, in clock ticks since boot; None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) is parenthesised and may contain spaces: split after its closing paren.
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def owner_id() -> str:
+    """This process, as the LABEL_OWNER value of everything it creates."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_process_start_ticks(os.getpid())}"
+
+
+def _owner_is_gone(owner: str) -> bool:
+    """True for a parity process on this host that no longer runs (killed with SIGKILL, crashed)."""
+    host, _, rest = owner.partition(":")
+    pid, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's parity on a shared daemon: not ours to judge
+    return _process_start_ticks(int(pid)) != start
+
+
+def sweep_orphans(client: docker.DockerClient) -> list[str]:
+    """Remove what runs of dead parity processes on this host left behind; returns their run ids.
+
+    Interrupts, exceptions and timeouts are cleaned up by the run itself; only a SIGKILL (or a crash of
+    the interpreter) can leave resources, and the next run on the same host removes them here.
+    """
+    owned = {"label": [LABEL_OWNER, LABEL_RUN]}
+    labels = [c.get("Labels") or {} for c in client.api.containers(all=True, filters=owned)]
+    labels += [v.get("Labels") or {} for v in client.api.volumes(filters=owned).get("Volumes") or []]
+    orphaned = sorted({label[LABEL_RUN] for label in labels if _owner_is_gone(label[LABEL_OWNER])})
+    for run_id in orphaned:
+        remove_run_resources(client, run_id)
+    return orphaned
 
 
 def run_filter(run_id: str) -> dict[str, str]:
