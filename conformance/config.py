@@ -80,6 +80,10 @@ class TargetConfig(Strict):
         description="kubernetes: ConfigMap/Secret/ServiceAccount/Service manifests beside the pod",
     )
     options: dict[str, Any] = Field(default_factory=dict, description="platform-adapter options")
+    engine_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="engine options (e.g. the namespace or S3 staging prefix of a real platform)",
+    )
     timeout_seconds: float = Field(300.0, gt=0)
 
 

@@ -9,7 +9,7 @@ of the workload's command, keeping the image's ENTRYPOINT unless the plan overri
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -98,6 +98,11 @@ class LaunchPlan(_Model):
     )
     failure_message_limit: int = 1024
     metadata: dict[str, str] = Field(default_factory=dict, description="names shown in reports (pod, job, …)")
+    spec: dict[str, Any] | None = Field(
+        None,
+        description="the spec as the real platform receives it (the validated job request, the pod "
+        "manifest): what an engine that submits to the platform itself sends, with the probe injected",
+    )
 
     def volume(self, name: str) -> Volume:
         for volume in self.volumes:

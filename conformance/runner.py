@@ -63,6 +63,11 @@ class RunOutcome:
 
 
 class Engine(Protocol):
+    @classmethod
+    def for_target(cls, loaded: LoadedConfig, target_name: str) -> Engine:
+        """The engine for one target, configured from its `engine_options` (BadInput if they are wrong)."""
+        ...
+
     def run(self, plan: LaunchPlan, probe: ProbeRequest, timeout: float) -> RunOutcome: ...
 
 
@@ -102,7 +107,7 @@ def run_target(
     """
     target = _target(loaded, target_name)
     plan = plan or build_plan(loaded, target_name)
-    engine: Engine = engine_class(loaded, target_name)()
+    engine: Engine = engine_class(loaded, target_name).for_target(loaded, target_name)
     request = ProbeRequest(
         scope=loaded.config.probe.model_dump(),
         hash_key=hash_key,

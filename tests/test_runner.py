@@ -56,6 +56,10 @@ def test_a_bad_spec_in_any_target_fails_the_check_before_any_target_runs(loaded,
 
 def test_run_target_records_which_target_platform_and_image_produced_the_snapshot(loaded, monkeypatch):
     class FakeEngine:
+        @classmethod
+        def for_target(cls, loaded, target_name):
+            return cls()
+
         def run(self, plan, probe, timeout):
             assert probe.label == "k8s" and probe.hash_key == b"k" * 32
             return RunOutcome(snapshot=kubernetes_snapshot(), exit_code=0, image_id="sha256:abc")
@@ -81,6 +85,22 @@ def test_an_engine_this_build_lacks_is_bad_input_naming_the_target(tmp_path):
     )
     with pytest.raises(BadInput, match=r"targets\.sm\.engine: engine 'aws' is not available"):
         runner.engine_class(load_config(tmp_path / "parity.yaml"), "sm")
+
+
+def test_the_docker_engine_refuses_options_it_does_not_have(tmp_path):
+    from conformance.engines.docker import DockerEngine
+
+    (tmp_path / "parity.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "targets": {
+                    "sm": {"platform": "sagemaker", "image": "i", "spec": "j", "engine_options": {"ns": 1}}
+                }
+            }
+        )
+    )
+    with pytest.raises(BadInput, match=r"targets\.sm\.engine_options\.ns: unknown option"):
+        DockerEngine.for_target(load_config(tmp_path / "parity.yaml"), "sm")
 
 
 def test_an_unknown_target_is_bad_input_naming_the_known_ones(loaded):

@@ -69,6 +69,7 @@ from docker.models.containers import Container as DockerContainer
 from docker.models.images import Image
 from docker.types import Mount
 
+from conformance.config import LoadedConfig
 from conformance.dockerhost import connect
 from conformance.engines.reaper import (
     HOLDER_ROLE,
@@ -121,6 +122,18 @@ class DockerEngine:
     def __init__(self, client: docker.DockerClient | None = None):
         self._client = client
         install_interrupt_handlers()
+
+    @classmethod
+    def for_target(cls, loaded: LoadedConfig, target_name: str) -> DockerEngine:
+        """The daemon comes from the environment (DOCKER_HOST); the engine takes no options."""
+        unknown = sorted(loaded.config.targets[target_name].engine_options)
+        if unknown:
+            raise BadInput(
+                loaded.path,
+                f"targets.{target_name}.engine_options.{unknown[0]}",
+                "unknown option (the docker engine takes none; it uses DOCKER_HOST or the local socket)",
+            )
+        return cls()
 
     def run(self, plan: LaunchPlan, probe: ProbeRequest, timeout: float) -> RunOutcome:
         install_interrupt_handlers()
