@@ -23,6 +23,8 @@ PLATFORM_ADAPTERS = {
 # engine name -> "module:class" executing a LaunchPlan
 ENGINES = {
     "docker": "conformance.engines.docker:DockerEngine",
+    "kubernetes": "conformance.engines.kubernetes:KubernetesEngine",
+    "aws": "conformance.engines.sagemaker:SageMakerEngine",
 }
 
 
@@ -51,7 +53,9 @@ class RunOutcome:
 
     `sidecar_logs` holds each sidecar's last output lines by container name, read once the main container
     has exited: a pod's metrics sidecar prints what it received, which is how a harness confirms delivery
-    from a sandbox that cannot reach anything outside it.
+    from a sandbox that cannot reach anything outside it. `metadata` adds to (and overrides) the plan's
+    names in the harness section: what the real platform called the run (a SageMaker job's submitted
+    name, ARN and log stream).
     """
 
     snapshot: dict[str, Any]
@@ -60,6 +64,7 @@ class RunOutcome:
     logs_tail: str = ""
     failure_reason: str | None = None
     sidecar_logs: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 class Engine(Protocol):
@@ -122,7 +127,7 @@ def run_target(
         "image": target.image,
         "image_id": outcome.image_id,
         "exit_code": outcome.exit_code,
-        "metadata": dict(plan.metadata),
+        "metadata": {**plan.metadata, **outcome.metadata},
     }
     return outcome
 

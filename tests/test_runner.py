@@ -77,7 +77,8 @@ def test_run_target_records_which_target_platform_and_image_produced_the_snapsho
     }
 
 
-def test_an_engine_this_build_lacks_is_bad_input_naming_the_target(tmp_path):
+def test_an_engine_this_build_lacks_is_bad_input_naming_the_target(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "ENGINES", {"docker": runner.ENGINES["docker"]})
     (tmp_path / "parity.yaml").write_text(
         yaml.safe_dump(
             {"targets": {"sm": {"platform": "sagemaker", "engine": "aws", "image": "i", "spec": "j"}}}

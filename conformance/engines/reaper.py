@@ -7,6 +7,10 @@ concurrently) where KeyboardInterrupt never arrives, and a worker blocked on its
 the interpreter from exiting: the main thread's SIGINT/SIGTERM handlers (installed once, chaining to the
 previous handlers) and an atexit hook reap every live run of the process first, which also releases the
 workers — their containers are gone, so they return, see their run cancelled, and stop.
+
+Runs of engines whose resources are not Docker's (a SageMaker job, its staged S3 objects) register a
+cleanup callback instead (`LiveRuns.begin_with_cleanup`); reaping calls it, and Docker is not touched
+for them.
 """
 
 from __future__ import annotations
@@ -116,17 +120,31 @@ def concurrently(function: Callable[[T], R], items: list[T]) -> list[R]:
 
 
 class LiveRuns:
-    """Thread-safe registry of the runs in progress in this process and their host temp directories."""
+    """Thread-safe registry of the runs in progress in this process: Docker runs with their host temp
+    directories, and runs of other engines with their cleanup callbacks."""
 
     def __init__(self) -> None:
         # Re-entrant: the signal handler may run on the main thread while it holds the lock.
         self._lock = threading.RLock()
         self._temp_dirs: dict[str, list[Path]] = {}
+        self._cleanups: dict[str, Callable[[], None]] = {}
         self._cancelled: set[str] = set()
 
     def begin(self, run_id: str) -> None:
+        """Register a Docker run: reaping removes its containers and volumes by label, and its temp dirs."""
         with self._lock:
             self._temp_dirs[run_id] = []
+
+    def begin_with_cleanup(self, run_id: str, cleanup: Callable[[], None]) -> None:
+        """Register a run whose resources only `cleanup` can remove: reaping calls it, not Docker.
+
+        `cleanup` may run on the main thread inside a signal handler while the run's own thread is in the
+        middle of a call, or after the run's own cleanup has started: it must be idempotent and use
+        connections of its own. An exception from it is swallowed (reaping must reach every run); the run's
+        own cleanup, which runs again as the run unwinds, reports what is left.
+        """
+        with self._lock:
+            self._cleanups[run_id] = cleanup
 
     def add_temp_dir(self, run_id: str, path: Path) -> None:
         with self._lock:
@@ -135,6 +153,7 @@ class LiveRuns:
     def end(self, run_id: str) -> None:
         with self._lock:
             self._temp_dirs.pop(run_id, None)
+            self._cleanups.pop(run_id, None)
             self._cancelled.discard(run_id)
 
     def is_cancelled(self, run_id: str) -> bool:
@@ -145,7 +164,14 @@ class LiveRuns:
         """Remove everything every live run has made; those runs are marked cancelled."""
         with self._lock:
             runs = {run_id: list(dirs) for run_id, dirs in self._temp_dirs.items()}
+            cleanups = list(self._cleanups.values())
             self._cancelled.update(runs)
+            self._cancelled.update(self._cleanups)
+        for cleanup in cleanups:
+            try:
+                cleanup()
+            except Exception:  # noqa: BLE001 - see begin_with_cleanup: the run's own cleanup reports it
+                pass
         if not runs:
             return
         import docker

@@ -5,6 +5,12 @@ The steps mirror the cluster: the controller makes the pod (workloads), the API 
 admits it (admission, the EKS identity webhook), kubelet builds each container's environment, volumes,
 mounts and files, and containerd applies the security context and resources. Every reproduced rule
 cites /work/shared/reference/kubernetes-contract.md (the section) and the upstream source it comes from.
+
+The plan also carries the pod as its controller submits it to the API server (`LaunchPlan.spec`), which
+`engine: kubernetes` creates on a real cluster with the probe injected. For that engine only the first
+step is reproduced: the cluster admits the pod and kubelet runs it, so nothing else is emulated (no image
+is read from a local Docker daemon, no reference must resolve in the target's resources — the cluster
+may hold objects they do not list — and no pod setting is refused for want of an emulation).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import os
 
 from conformance.config import LoadedConfig, TargetConfig
 from conformance.errors import BadInput
-from conformance.plan import LaunchPlan
+from conformance.plan import Container, LaunchPlan
 from conformance.platforms.kubernetes.admission import (
     apply_defaults,
     mount_service_account_token,
@@ -32,12 +38,12 @@ from conformance.platforms.kubernetes.kubelet import (
     prepare_container,
     sandbox_hostname,
 )
-from conformance.platforms.kubernetes.manifests import load_manifests
+from conformance.platforms.kubernetes.manifests import ManifestSet, load_manifests
 from conformance.platforms.kubernetes.options import KubernetesOptions, node_allocatable, parse_options
 from conformance.platforms.kubernetes.security import fs_user_from
 from conformance.platforms.kubernetes.tokens import TokenSubject, issuer_for
 from conformance.platforms.kubernetes.volumes import VolumeContext, build_volumes
-from conformance.platforms.kubernetes.workloads import PodFacts, materialize_pod
+from conformance.platforms.kubernetes.workloads import PodFacts, materialize_pod, pod_manifest
 
 SHM_BYTES = 64 * 1024 * 1024  # containerd sandbox /dev/shm (kubernetes-contract §2)
 TERMINATION_MESSAGE_LIMIT = 4096  # bytes kubelet reads per container (kubernetes-contract §2)
@@ -57,6 +63,10 @@ def build_plan(
         target_name,
     )
     pod = materialize_pod(manifests.workload, namespace, options)
+    main_index = _workload_container(pod, options, target_name, loaded)
+    submitted = pod_manifest(pod, main_index, target.image)
+    if target.engine != "docker":
+        return _cluster_plan(target_name, target, pod, main_index, manifests, options, loaded, submitted)
     _refuse_unemulated(pod)
 
     # API server: defaults, ServiceAccount admission, the EKS identity webhook
@@ -70,7 +80,6 @@ def build_plan(
         apply_identity(pod, patch)
 
     # kubelet + containerd
-    main_index = _workload_container(pod, options, target_name, loaded)
     allocatable = node_allocatable(options)
     fs_group = pod.spec.security_context.fs_group if pod.spec.security_context else None
     volumes = build_volumes(
@@ -150,6 +159,43 @@ def build_plan(
         failure_message_path=pod.spec.containers[main_index].termination_message_path,
         failure_message_limit=TERMINATION_MESSAGE_LIMIT,
         metadata=metadata,
+        spec=submitted,
+    )
+
+
+def _cluster_plan(
+    target_name: str,
+    target: TargetConfig,
+    pod: PodFacts,
+    main_index: int,
+    manifests: ManifestSet,
+    options: KubernetesOptions,
+    loaded: LoadedConfig,
+    submitted: dict,
+) -> LaunchPlan:
+    """The plan for an engine that runs the pod on a real cluster: the pod to submit, which container is
+    the workload, and how the probe takes its place — `entrypoint` is the pod's `command` (`[]` when the
+    probe replaces it too, `probe_replaces: command`), `command` its `args`, as in the emulation."""
+    container = pod.spec.containers[main_index]
+    entrypoint = container.command
+    if options.probe_replaces == "command" and container.command:
+        entrypoint = []
+    workload = manifests.workload
+    return LaunchPlan(
+        platform="kubernetes",
+        target=target_name,
+        hostname=pod.spec.hostname or pod.name,
+        main=Container(
+            name=container.name, image=target.image, entrypoint=entrypoint, command=container.args
+        ),
+        metadata={
+            "pod": pod.name,
+            "namespace": pod.namespace,
+            "workload": f"{workload.kind}/{workload.obj.metadata.name or pod.name}",
+            "manifest": os.path.relpath(workload.origin.file, loaded.base_dir),
+            **{f"controller.{k}": v for k, v in pod.controller.items() if k != "kind"},
+        },
+        spec=submitted,
     )
 
 

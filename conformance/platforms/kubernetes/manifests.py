@@ -207,6 +207,19 @@ def load_manifests(
     return manifests, namespace
 
 
+def resource_documents(files: list[Path]) -> list[tuple[Origin, dict]]:
+    """The ConfigMap, Secret, ServiceAccount and Service documents of `files`, as written, in file order.
+
+    What an engine creates on a real cluster beside the pod; `load_manifests` has validated them already.
+    """
+    return [
+        (origin, document)
+        for path in files
+        for origin, document in _documents(path)
+        if document.get("kind") in RESOURCE_KINDS
+    ]
+
+
 def _documents(path: Path) -> list[tuple[Origin, dict]]:
     text = read_input_text(path)
     try:

@@ -14,6 +14,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from kubernetes.client import models as k8s
 
@@ -111,6 +112,25 @@ def materialize_pod(workload: Workload, namespace: str, options: KubernetesOptio
         workload=workload,
         controller=controller,
     )
+
+
+def pod_manifest(pod: PodFacts, workload_container: int, image: str) -> dict[str, Any]:
+    """The pod as its controller submits it to the API server, in API field names.
+
+    The template's spec as written plus what the controller itself sets (hostname and subdomain, an
+    Indexed Job's JOB_COMPLETION_INDEX), the controller's name, labels and annotations, and the target's
+    image in the workload container (the image under test, as in the emulation). Nothing the API server,
+    the admission webhooks or kubelet add: call it before admission changes `pod.spec`. There are no
+    ownerReferences: the controller object does not exist in the cluster the pod is sent to.
+    """
+    spec = pod.spec.model_dump(by_alias=True, exclude_none=True, mode="json")
+    spec["containers"][workload_container]["image"] = image
+    metadata: dict[str, Any] = {"name": pod.name, "namespace": pod.namespace}
+    if pod.labels:
+        metadata["labels"] = dict(pod.labels)
+    if pod.annotations:
+        metadata["annotations"] = dict(pod.annotations)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
 
 
 def random_suffix(seed: bytes, length: int = 5) -> str:

@@ -6,10 +6,15 @@ on the whole request before anything runs (limits.py), and reproduces what the j
 (training.py, processing.py, opt_ml.py): its command, the /opt/ml tree, the environment the platform
 sets and nothing else. Every reproduced behaviour names its source in
 /work/shared/reference/sagemaker-contract.md.
+
+The plan also carries the request as the real platform receives it (`LaunchPlan.spec`: the validated
+request with the target's image in it), which `engine: aws` submits with the probe injected. For that
+engine the adapter reads no input data: SageMaker reads the channels itself.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,11 @@ from conformance.platforms.sagemaker.options import parse_options
 
 JOB_NAME_KEYS = {"training": "TrainingJobName", "processing": "ProcessingJobName"}
 BUILDERS = {"training": training.build, "processing": processing.build}
+# Where each request names its container image: (section, key).
+IMAGE_FIELDS = {
+    "training": ("AlgorithmSpecification", "TrainingImage"),
+    "processing": ("AppSpecification", "ImageUri"),
+}
 
 
 def build_plan(target_name: str, target: TargetConfig, loaded: LoadedConfig) -> LaunchPlan:
@@ -39,8 +49,22 @@ def build_plan(target_name: str, target: TargetConfig, loaded: LoadedConfig) -> 
         options=options,
         spec_path=spec_path,
         config_path=loaded.path,
+        reads_inputs=target.engine == "docker",
     )
-    return BUILDERS[api](job)
+    plan = BUILDERS[api](job)
+    return plan.model_copy(update={"spec": platform_request(api, request, target.image)})
+
+
+def platform_request(api: str, request: dict[str, Any], image: str) -> dict[str, Any]:
+    """The request as the real platform receives it: the user's, with the target's image as its container
+    image (the emulation runs the target's image whatever the request names; so does the real job). A
+    training request that named a marketplace `AlgorithmName` names the image instead (the two exclude
+    each other)."""
+    section, key = IMAGE_FIELDS[api]
+    submitted = copy.deepcopy(request)
+    submitted[section].pop("AlgorithmName", None)
+    submitted[section][key] = image
+    return submitted
 
 
 def load_request(path: Path) -> dict[str, Any]:

@@ -16,7 +16,13 @@ from conformance.platforms.sagemaker.options import SageMakerOptions
 
 @dataclass(frozen=True)
 class JobRequest:
-    """A validated Create*Job request and everything needed to place it."""
+    """A validated Create*Job request and everything needed to place it.
+
+    `reads_inputs` is False when the request goes to the real platform (`engine: aws`), which reads its
+    input data itself: the plan's channel directories stay empty, nothing is downloaded, and the data
+    sources only the emulation cannot reproduce (Pipe-mode processing inputs, manifest channels) are
+    allowed.
+    """
 
     target_name: str
     image: str
@@ -24,6 +30,7 @@ class JobRequest:
     options: SageMakerOptions
     spec_path: Path
     config_path: Path
+    reads_inputs: bool = True
 
     @property
     def option_field(self) -> str:

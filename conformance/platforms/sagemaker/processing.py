@@ -89,6 +89,8 @@ def build(job: JobRequest) -> LaunchPlan:
         local_path = _local_path(
             job, source.get("LocalPath"), f"{field_path}.{'S3Input' if s3 else 'DatasetDefinition'}.LocalPath"
         )
+        if not job.reads_inputs:
+            continue  # the real platform reads it (engine aws)
         if s3 is not None and s3.get("S3InputMode") == "Pipe":
             raise job.spec_error(
                 f"{field_path}.S3Input.S3InputMode", "Pipe-mode processing inputs are not emulated"

@@ -336,11 +336,22 @@ def _stage_channel(
     input_mode: str,
     shard: tuple[int, int],
 ) -> dict[str, str]:
-    """Place one channel's data per its input mode; return its inputdataconfig.json entry."""
+    """Place one channel's data per its input mode (unless the real platform reads it: `reads_inputs`);
+    return its inputdataconfig.json entry."""
     name = channel["ChannelName"]
     mode = channel.get("InputMode") or input_mode
     source = channel.get("DataSource", {})
     s3 = source.get("S3DataSource")
+    distribution = (s3 or {}).get("S3DataDistributionType", "FullyReplicated")
+    entry = {
+        "TrainingInputMode": mode,
+        "S3DistributionType": distribution,
+        "RecordWrapperType": channel.get("RecordWrapperType", "None"),
+    }
+    if "ContentType" in channel:
+        entry["ContentType"] = channel["ContentType"]
+    if not job.reads_inputs:
+        return entry
     field_path = f"InputDataConfig[{index}].DataSource"
     if (
         s3 is not None
@@ -352,7 +363,6 @@ def _stage_channel(
             f"{s3['S3DataType']} channels are not emulated; give channel {name!r} local data in "
             f"{job.option_field}.channel_data",
         )
-    distribution = (s3 or {}).get("S3DataDistributionType", "FullyReplicated")
     staged = stager.stage(
         name, s3["S3Uri"] if s3 else None, field_path, shard if distribution == "ShardedByS3Key" else (0, 1)
     )
@@ -376,11 +386,4 @@ def _stage_channel(
         # SS: data/<channel>-manifest lists the key prefix, then every object's URI.
         manifest = "".join(f"{line}\n" for line in [_key_prefix(s3["S3Uri"]), *staged.listed_uris])
         input_entries.append(opt_ml.file(f"data/{name}-manifest", manifest.encode()))
-    entry = {
-        "TrainingInputMode": mode,
-        "S3DistributionType": distribution,
-        "RecordWrapperType": channel.get("RecordWrapperType", "None"),
-    }
-    if "ContentType" in channel:
-        entry["ContentType"] = channel["ContentType"]
     return entry
