@@ -53,7 +53,6 @@ How a plan becomes containers:
 from __future__ import annotations
 
 import io
-import json
 import shutil
 import tarfile
 import tempfile
@@ -71,6 +70,7 @@ from docker.types import Mount
 
 from conformance.config import LoadedConfig
 from conformance.dockerhost import connect
+from conformance.engines.probe_files import MOUNTED_PROBE_DIR, probe_command, probe_files
 from conformance.engines.reaper import (
     HOLDER_ROLE,
     LABEL_OWNER,
@@ -93,12 +93,10 @@ from conformance.engines.volumes import (
 from conformance.errors import BadInput, InfrastructureError
 from conformance.plan import Container, LaunchPlan, Volume
 from conformance.runner import ProbeRequest, RunOutcome
-from conformance.snapshot import PROBE_PATH, extract_snapshot
+from conformance.snapshot import extract_snapshot
 
-PROBE_DIR = "/.parity"
-PROBE_FILE = "parity_probe.py"
-CONFIG_FILE = "config.json"
-PROBE_COMMAND = ["python3", f"{PROBE_DIR}/{PROBE_FILE}", "--config", f"{PROBE_DIR}/{CONFIG_FILE}"]
+PROBE_DIR = MOUNTED_PROBE_DIR
+PROBE_COMMAND = probe_command(PROBE_DIR)
 STAGE_DIR = "/.parity-stage"
 HOLDER_COMMAND = ["python3", "-c", "import signal; signal.pause()"]
 # Docker's PATH for an image that sets none (daemon/oci defaults); also containerd's (kubernetes-contract §1).
@@ -268,7 +266,6 @@ class _PlanRun:
         LIVE_RUNS.add_temp_dir(self.run_id, self.temp_dir)
         # Readable by whatever user the image runs as; it holds the run's hash key only for this run.
         self.temp_dir.chmod(0o755)
-        shutil.copyfile(PROBE_PATH, self.temp_dir / PROBE_FILE)
         mounts = [Mount(PROBE_DIR, str(self.temp_dir), type="bind", read_only=True)]
         excluded = [PROBE_DIR]
         if self.plan.probe_as:
@@ -278,9 +275,8 @@ class _PlanRun:
             shim.chmod(0o755)
             mounts.append(Mount(shim_path, str(shim), type="bind", read_only=True))
             excluded.append(shim_path)
-        config = {**self.probe.probe_config(), "exclude_paths": excluded}
-        (self.temp_dir / CONFIG_FILE).write_text(json.dumps(config), encoding="utf-8")
-        for name in (PROBE_FILE, CONFIG_FILE):
+        for name, content in probe_files(self.probe, excluded).items():
+            (self.temp_dir / name).write_bytes(content)
             (self.temp_dir / name).chmod(0o644)
         return mounts
 

@@ -61,14 +61,15 @@ from kubernetes.config.config_exception import ConfigException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from conformance.config import LoadedConfig, describe_validation_error
-from conformance.engines.docker import CONFIG_FILE, PROBE_COMMAND, PROBE_DIR, PROBE_FILE
+from conformance.engines.probe_files import MOUNTED_PROBE_DIR as PROBE_DIR
+from conformance.engines.probe_files import probe_command, probe_files
 from conformance.engines.reaper import LABEL_RUN, LIVE_RUNS, install_interrupt_handlers
 from conformance.errors import BadInput, InfrastructureError, ParityError
 from conformance.plan import LaunchPlan
 from conformance.platforms.kubernetes.manifests import Origin, load_manifests, resource_documents
 from conformance.platforms.kubernetes.options import parse_options
 from conformance.runner import ProbeRequest, RunOutcome
-from conformance.snapshot import LOG_TAIL_LINES, PROBE_PATH, extract_snapshot
+from conformance.snapshot import LOG_TAIL_LINES, extract_snapshot
 
 # kubelet truncates HOSTNAME (the pod name) to 63 characters (kubernetes-contract §1); a unique name that
 # fits keeps HOSTNAME equal to the pod's name.
@@ -366,15 +367,14 @@ class _PodRun:
                 )
         container["volumeMounts"] = [*mounts, {"name": volume, "mountPath": PROBE_DIR, "readOnly": True}]
         if self.plan.main.entrypoint == []:
-            container["command"] = list(PROBE_COMMAND)
+            container["command"] = probe_command(PROBE_DIR)
             container.pop("args", None)
         else:
-            container["args"] = list(PROBE_COMMAND)
+            container["args"] = probe_command(PROBE_DIR)
         return pod
 
     def _probe_secret(self) -> dict[str, Any]:
-        probe_config = {**self.probe.probe_config(), "exclude_paths": [PROBE_DIR]}
-        files = {PROBE_FILE: PROBE_PATH.read_bytes(), CONFIG_FILE: json.dumps(probe_config).encode()}
+        files = probe_files(self.probe, [PROBE_DIR])
         return {
             "apiVersion": "v1",
             "kind": "Secret",

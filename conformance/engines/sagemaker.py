@@ -40,7 +40,6 @@ left out of the snapshot (`exclude_paths`), as is SM_CHANNEL_PARITY_PROBE (`excl
 from __future__ import annotations
 
 import copy
-import json
 import re
 import threading
 import time
@@ -63,16 +62,15 @@ from botocore.exceptions import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from conformance.config import LoadedConfig, describe_validation_error
+from conformance.engines.probe_files import probe_command, probe_files
 from conformance.engines.reaper import LABEL_RUN, LABEL_TARGET, LIVE_RUNS, install_interrupt_handlers
 from conformance.errors import BadInput, InfrastructureError, ParityError
 from conformance.plan import LaunchPlan
 from conformance.platforms.sagemaker.limits import compiled_pattern, field_limits, validate_request
 from conformance.runner import ProbeRequest, RunOutcome
-from conformance.snapshot import FRAME_BEGIN, FRAME_END, PROBE_PATH, extract_snapshot
+from conformance.snapshot import FRAME_BEGIN, FRAME_END, extract_snapshot
 
 PROBE_CHANNEL = "parity_probe"
-PROBE_FILE = "parity_probe.py"
-CONFIG_FILE = "config.json"
 # The variable SageMaker's training toolkit derives from the probe's training channel (SM_CHANNEL_<NAME>).
 PROBE_CHANNEL_VARIABLE = "SM_CHANNEL_PARITY_PROBE"
 RUN_ID_CHARS = 10
@@ -163,7 +161,7 @@ class JobApi:
         return f"{self.operation}Status"
 
     def probe_arguments(self) -> list[str]:
-        return ["python3", f"{self.probe_dir}/{PROBE_FILE}", "--config", f"{self.probe_dir}/{CONFIG_FILE}"]
+        return probe_command(self.probe_dir)
 
     def excluded_paths(self) -> list[str]:
         """The probe's footprint the snapshot leaves out: its input directory, and for training the
@@ -553,12 +551,11 @@ class _JobRun:
         return request
 
     def _stage(self) -> None:
-        config = {
-            **self.probe.probe_config(),
-            "exclude_paths": self.api.excluded_paths(),
-            "exclude_env": [PROBE_CHANNEL_VARIABLE] if self.api.kind == "training" else [],
-        }
-        objects = {PROBE_FILE: PROBE_PATH.read_bytes(), CONFIG_FILE: json.dumps(config).encode()}
+        objects = probe_files(
+            self.probe,
+            self.api.excluded_paths(),
+            exclude_env=[PROBE_CHANNEL_VARIABLE] if self.api.kind == "training" else [],
+        )
         bucket = self.engine.options.bucket
         for name, body in objects.items():
             key = f"{self.key_prefix}{name}"
