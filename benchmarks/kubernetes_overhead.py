@@ -19,10 +19,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
+from interleaved import interleaved, print_against_floor
 
 from conformance.baseimage import BASE_IMAGE
 from conformance.config import load_config
@@ -76,12 +76,6 @@ def write_project(directory: Path, image: str) -> Path:
     return config
 
 
-def timed(action) -> float:
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
@@ -112,20 +106,10 @@ def main(argv: list[str] | None = None) -> int:
                 [sys.executable, "-c", "pass"], check=True
             ),
         }
-        for action in contenders.values():  # warm caches: image layers, page cache, model schemas
-            action()
-        times: dict[str, list[float]] = {name: [] for name in contenders}
-        for _ in range(args.runs):
-            for name, action in contenders.items():
-                times[name].append(timed(action))
-    floor = statistics.median(times[FLOOR])
-    print(f"image {args.image}, pod with one sidecar, {args.runs} interleaved runs each, medians:")
-    for name, samples in times.items():
-        median = statistics.median(samples)
-        print(
-            f"  {name:42s} {median * 1000:7.0f} ms   {median / floor:5.2f}x the floor"
-            f"   (min {min(samples) * 1000:.0f} ms, max {max(samples) * 1000:.0f} ms)"
-        )
+        times = interleaved(contenders, args.runs)
+    floor = print_against_floor(
+        times, FLOOR, f"image {args.image}, pod with one sidecar, {args.runs} interleaved runs each, medians:"
+    )
     ratio = statistics.median(times["parity run (CLI)"]) / floor
     print(
         f"parity run (CLI) / bare docker run = {ratio:.2f} "

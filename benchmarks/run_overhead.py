@@ -19,10 +19,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
+from interleaved import interleaved, print_against_floor
 
 from conformance.baseimage import BASE_IMAGE
 from conformance.config import load_config
@@ -74,12 +74,6 @@ def write_project(directory: Path, image: str) -> Path:
     return config
 
 
-def timed(action) -> float:
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9)
@@ -110,20 +104,12 @@ def main(argv: list[str] | None = None) -> int:
             "parity run (in-process runner)": in_process,
             "parity run (CLI)": cli,
         }
-        for action in contenders.values():  # warm caches: image layers, service model, page cache
-            action()
-        times: dict[str, list[float]] = {name: [] for name in contenders}
-        for _ in range(args.runs):
-            for name, action in contenders.items():
-                times[name].append(timed(action))
-    floor = statistics.median(times["docker run --rm --network none IMAGE true"])
-    print(f"image {args.image}, {args.runs} interleaved runs each, medians:")
-    for name, samples in times.items():
-        median = statistics.median(samples)
-        print(
-            f"  {name:45s} {median * 1000:7.0f} ms   {median / floor:4.2f}x the floor"
-            f"   (min {min(samples) * 1000:.0f} ms, max {max(samples) * 1000:.0f} ms)"
-        )
+        times = interleaved(contenders, args.runs)
+    floor = print_against_floor(
+        times,
+        "docker run --rm --network none IMAGE true",
+        f"image {args.image}, {args.runs} interleaved runs each, medians:",
+    )
     if sys.flags.dont_write_bytecode:
         print(
             "  note: PYTHONDONTWRITEBYTECODE is set, so every CLI start compiles parity's modules from source"
