@@ -185,22 +185,27 @@ class _Submission:
         return BadInput(self.spec_path, field_path, problem)
 
 
+def _make_room_for_probe(
+    submission: _Submission, api: str, field: str, items: list[dict], name_key: str, noun: str
+) -> None:
+    """Refuse a request whose `field` already uses the probe's name or is at SageMaker's maximum length."""
+    for index, item in enumerate(items):
+        if item.get(name_key) == PROBE_CHANNEL:
+            raise submission.refuse(
+                f"{field}[{index}].{name_key}",
+                f"{PROBE_CHANNEL!r} is the {noun} engine aws brings the probe in with; rename this {noun}",
+            )
+    if len(items) >= field_limits(api, field).max:
+        raise submission.refuse(
+            field, f"has {len(items)} {noun}s, SageMaker's maximum: engine aws needs one more for the probe"
+        )
+
+
 def _inject_training(submission: _Submission) -> None:
     """One more File-mode channel for the probe; ContainerArguments become the probe's invocation."""
     request = submission.request
     channels = request.setdefault("InputDataConfig", [])
-    for index, channel in enumerate(channels):
-        if channel["ChannelName"] == PROBE_CHANNEL:
-            raise submission.refuse(
-                f"InputDataConfig[{index}].ChannelName",
-                f"{PROBE_CHANNEL!r} is the channel engine aws brings the probe in with; rename this channel",
-            )
-    limit = field_limits("training", "InputDataConfig").max
-    if len(channels) >= limit:
-        raise submission.refuse(
-            "InputDataConfig",
-            f"has {len(channels)} channels, SageMaker's maximum: engine aws needs one more for the probe",
-        )
+    _make_room_for_probe(submission, "training", "InputDataConfig", channels, "ChannelName", "channel")
     channels.append(
         {
             "ChannelName": PROBE_CHANNEL,
@@ -242,18 +247,7 @@ def _inject_processing(submission: _Submission) -> None:
                 f"{field_path}.LocalPath",
                 f"{local} overlaps {probe_dir}, where engine aws brings the probe in; move it",
             )
-    for index, item in enumerate(inputs):
-        if item.get("InputName") == PROBE_CHANNEL:
-            raise submission.refuse(
-                f"ProcessingInputs[{index}].InputName",
-                f"{PROBE_CHANNEL!r} is the input engine aws brings the probe in with; rename this input",
-            )
-    limit = field_limits("processing", "ProcessingInputs").max
-    if len(inputs) >= limit:
-        raise submission.refuse(
-            "ProcessingInputs",
-            f"has {len(inputs)} inputs, SageMaker's maximum: engine aws needs one more for the probe",
-        )
+    _make_room_for_probe(submission, "processing", "ProcessingInputs", inputs, "InputName", "input")
     inputs.append(
         {
             "InputName": PROBE_CHANNEL,

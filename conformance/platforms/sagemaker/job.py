@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.errors import BadInput
-from conformance.plan import Container, FileEntry, Mount, Volume
+from conformance.plan import Container, FileEntry, LaunchPlan, Mount, Volume
 from conformance.platforms.ec2 import AMAZON_LINUX_HOSTS, instance_resolv_conf, private_dns_domain
 from conformance.platforms.sagemaker import opt_ml
 from conformance.platforms.sagemaker.identity import account_of_role, partition
@@ -80,18 +80,45 @@ def platform_environment(
     return [*platform, *((name, value) for name, value in (user or {}).items() if name not in names)]
 
 
-def main_container(
+def job_plan(
+    job: JobRequest,
+    tree: Tree,
+    *,
+    api: str,
     name: str,
-    image: str,
+    arn: str,
+    hostname: str,
+    platform: list[tuple[str, str]],
     entrypoint: list[str] | None,
     command: list[str] | None,
-    env: list[tuple[str, str]],
-    mounts: list[Mount],
-) -> Container:
-    """The job's container. SageMaker has no setting for user or working directory, so the image's
-    USER and WORKDIR apply (sagemaker-contract.md §1 "Working directory and user")."""
-    return Container(
-        name=name, image=image, role="main", entrypoint=entrypoint, command=command, env=env, mounts=mounts
+    failure_file: str,
+    probe_as: str | None = None,
+) -> LaunchPlan:
+    """One host of the job: a single container, the platform's variables then the request's `Environment`.
+
+    SageMaker has no setting for user or working directory, so the image's USER and WORKDIR apply
+    (sagemaker-contract.md §1 "Working directory and user").
+    """
+    host = job.options.current_host
+    return LaunchPlan(
+        platform="sagemaker",
+        target=job.target_name,
+        hostname=hostname,
+        network=job.options.network,
+        volumes=tree.volumes(),
+        main=Container(
+            name=host,
+            image=job.image,
+            role="main",
+            entrypoint=entrypoint,
+            command=command,
+            env=platform_environment(platform, job.request.get("Environment")),
+            mounts=tree.mounts,
+        ),
+        probe_as=probe_as,
+        failure_message_path=failure_file,
+        failure_message_limit=opt_ml.FAILURE_LIMIT,
+        metadata={"job": name, "api": api, "arn": arn, "host": host},
     )
 
 

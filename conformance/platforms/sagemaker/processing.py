@@ -19,8 +19,7 @@ from conformance.platforms.sagemaker.job import (
     add_context_volumes,
     add_instance_files,
     hosts_named,
-    main_container,
-    platform_environment,
+    job_plan,
 )
 
 LOCAL_PATH_PREFIX = f"{opt_ml.PROCESSING}/"
@@ -150,23 +149,17 @@ def build(job: JobRequest) -> LaunchPlan:
     ]
     application = request["AppSpecification"]
     # `docker run [--entrypoint EP] image [ARGS]`, no `train` argument (§2, DG).
-    return LaunchPlan(
-        platform="sagemaker",
-        target=job.target_name,
+    return job_plan(
+        job,
+        tree,
+        api="processing",
+        name=name,
+        arn=arn,
         hostname=hostname,
-        network=options.network,
-        volumes=tree.volumes(),
-        main=main_container(
-            options.current_host,
-            job.image,
-            application.get("ContainerEntrypoint"),
-            application.get("ContainerArguments"),
-            platform_environment(platform, request.get("Environment")),
-            tree.mounts,
-        ),
-        failure_message_path=opt_ml.PROCESSING_MESSAGE_FILE,
-        failure_message_limit=opt_ml.FAILURE_LIMIT,
-        metadata={"job": name, "api": "processing", "arn": arn, "host": options.current_host},
+        platform=platform,
+        entrypoint=application.get("ContainerEntrypoint"),
+        command=application.get("ContainerArguments"),
+        failure_file=opt_ml.PROCESSING_MESSAGE_FILE,
     )
 
 

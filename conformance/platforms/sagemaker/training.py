@@ -24,8 +24,7 @@ from conformance.platforms.sagemaker.job import (
     add_context_volumes,
     add_instance_files,
     hosts_named,
-    main_container,
-    platform_environment,
+    job_plan,
 )
 
 HOMOGENEOUS_GROUP = "homogeneousCluster"
@@ -269,24 +268,18 @@ def build(job: JobRequest) -> LaunchPlan:
     platform.extend(add_context_volumes(job, tree))
 
     entrypoint, command, probe_as = _invocation(algorithm)
-    return LaunchPlan(
-        platform="sagemaker",
-        target=job.target_name,
+    return job_plan(
+        job,
+        tree,
+        api="training",
+        name=name,
+        arn=arn,
         hostname=hostname,
-        network=options.network,
-        volumes=tree.volumes(),
-        main=main_container(
-            options.current_host,
-            job.image,
-            entrypoint,
-            command,
-            platform_environment(platform, request.get("Environment")),
-            tree.mounts,
-        ),
+        platform=platform,
+        entrypoint=entrypoint,
+        command=command,
+        failure_file=opt_ml.FAILURE_FILE,
         probe_as=probe_as,
-        failure_message_path=opt_ml.FAILURE_FILE,
-        failure_message_limit=opt_ml.FAILURE_LIMIT,
-        metadata={"job": name, "api": "training", "arn": arn, "host": options.current_host},
     )
 
 
